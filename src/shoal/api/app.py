@@ -1,0 +1,34 @@
+"""The API's ASGI application: routers, error bodies, body limit, OpenAPI."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from shoal.api import errors
+from shoal.api.deps import Platform
+from shoal.api.limits import BodyLimit
+from shoal.api.routers import apps, catalog, deployments, events, secrets, services, tenancy
+
+
+def create_api(platform: Platform) -> ASGIApp:
+    api = FastAPI(
+        title="shoal API",
+        version="1",
+        description="Self-hosted serverless platform, wire-compatible with Koyeb's API v1 "
+        "for the resources it serves. Authenticate with `Authorization: Bearer <token>`.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.state.platform = platform
+    errors.install(api)
+    for r in (apps.router, services.router, deployments.router, secrets.router, catalog.router,
+              events.router, tenancy.router):
+        api.include_router(r)
+
+    @api.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    wrapped: ASGIApp = BodyLimit(api)
+    return wrapped

@@ -1,0 +1,44 @@
+"""Request body handling before FastAPI sees it: a size limit enforced while the body streams
+in (Content-Length may lie or be absent), and JSON as the body's type whatever the client
+said (as Koyeb's gateway does: `curl -d` sends a form content type)."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shoal.api.errors import error_response
+
+MAX_BODY = 1024 * 1024
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.message = f"Request body larger than {max_bytes} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await error_response(413, "payload_too_large", self.message)(scope, receive, send)
+                return
+        scope = dict(scope)
+        scope["headers"] = [(n, v) for n, v in scope.get("headers", []) if n != b"content-type"]
+        scope["headers"].append((b"content-type", b"application/json"))
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # The API's error handler turns this into the 413 error body.
+                    raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, limited_receive, send)

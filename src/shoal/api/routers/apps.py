@@ -1,0 +1,111 @@
+"""/v1/apps"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, Query
+
+from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.schemas import apps as wire
+from shoal.api.schemas.common import ERROR_RESPONSES, Empty
+from shoal.store import apps as app_store
+from shoal.store import services as service_store
+from shoal.store.query import Page
+from shoal.store.tables import App
+from shoal.store.tenancy import Principal
+
+router = APIRouter(prefix="/v1/apps", tags=["Apps"], responses=ERROR_RESPONSES)
+
+
+def _render(p: Platform, row: App) -> wire.App:
+    return wire.render(row, p.org_name(row.organization_id), p.base_domain)
+
+
+@router.get("", operation_id="ListApps", response_model=wire.ListAppsReply)
+def list_apps(
+    name: str | None = Query(None, description="(Optional) A filter for name"),
+    project_id: str | None = Query(None, description="Accepted and ignored: shoal has no projects"),
+    pg: Page = Depends(page),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.ListAppsReply:
+    with p.db.session() as s:
+        found = app_store.listing(s, who.organization_id, name, pg)
+        items = [_render(p, r) for r in found.rows]
+    return wire.ListAppsReply(apps=items, limit=pg.limit, offset=pg.offset, count=found.count,
+                              has_next=found.has_next)
+
+
+@router.post("", operation_id="CreateApp", response_model=wire.AppReply)
+def create_app(
+    body: wire.CreateApp = Body(...),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.AppReply:
+    lc = body.life_cycle
+    with p.db.session() as s:
+        row = app_store.create(s, who.organization_id, body.name,
+                               bool(lc and lc.delete_when_empty))
+        return wire.AppReply(app=_render(p, row))
+
+
+@router.get("/{id}", operation_id="GetApp", response_model=wire.AppReply)
+def get_app(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.AppReply:
+    with p.db.session() as s:
+        return wire.AppReply(app=_render(p, app_store.get(s, who.organization_id, id)))
+
+
+def _update(id: str, body: wire.UpdateApp, who: Principal, p: Platform) -> wire.AppReply:
+    lc = body.life_cycle
+    with p.db.session() as s:
+        row = app_store.get(s, who.organization_id, id)
+        app_store.update(s, row, body.name, lc.delete_when_empty if lc else None)
+        return wire.AppReply(app=_render(p, row))
+
+
+@router.put("/{id}", operation_id="UpdateApp", response_model=wire.AppReply)
+def update_app(
+    id: str,
+    body: wire.UpdateApp = Body(...),
+    update_mask: str | None = Query(None),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.AppReply:
+    return _update(id, body, who, p)
+
+
+@router.patch("/{id}", operation_id="UpdateApp2", response_model=wire.AppReply)
+def patch_app(
+    id: str,
+    body: wire.UpdateApp = Body(...),
+    update_mask: str | None = Query(None),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.AppReply:
+    return _update(id, body, who, p)
+
+
+@router.delete("/{id}", operation_id="DeleteApp", response_model=Empty)
+def delete_app(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+    with p.db.session() as s:
+        row = app_store.get(s, who.organization_id, id)
+        members = [sv.id for sv in service_store.delete_app(s, row)]
+    p.hint(members)
+    return Empty()
+
+
+@router.post("/{id}/pause", operation_id="PauseApp", response_model=Empty)
+def pause_app(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+    with p.db.session() as s:
+        row = app_store.get(s, who.organization_id, id)
+        members = [sv.id for sv in service_store.pause_app(s, row)]
+    p.hint(members)
+    return Empty()
+
+
+@router.post("/{id}/resume", operation_id="ResumeApp", response_model=Empty)
+def resume_app(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+    with p.db.session() as s:
+        row = app_store.get(s, who.organization_id, id)
+        members = [sv.id for sv in service_store.resume_app(s, row)]
+    p.hint(members)
+    return Empty()

@@ -1,0 +1,131 @@
+"""/v1/deployments, /v1/regional_deployments, /v1/instances"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from shoal.api.deps import Platform, newest_first, page, platform, principal
+from shoal.api.schemas import deployments as wire
+from shoal.api.schemas.common import ERROR_RESPONSES, Empty
+from shoal.store import services as service_store
+from shoal.store.query import Page, find, paginate
+from shoal.store.tables import Instance, RegionalDeployment, Service
+from shoal.store.tenancy import Principal
+
+router = APIRouter(tags=["Deployments"], responses=ERROR_RESPONSES)
+
+
+@router.get("/v1/deployments", operation_id="ListDeployments", response_model=wire.ListDeploymentsReply)
+def list_deployments(
+    app_id: str | None = Query(None),
+    service_id: str | None = Query(None),
+    statuses: list[str] = Query([]),
+    pg: Page = Depends(page),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.ListDeploymentsReply:
+    with p.db.session() as s:
+        found = service_store.deployments(s, who.organization_id, app_id, service_id, statuses, pg)
+        ids = {d.service_id for d in found.rows}
+        svcs = {sv.id: sv for sv in s.scalars(select(Service).where(Service.id.in_(ids))).all()}
+        items = []
+        for d in found.rows:
+            sv = svcs.get(d.service_id)
+            role = wire.role_of(d, sv.active_deployment_id if sv else None,
+                                sv.latest_deployment_id if sv else None)
+            items.append(wire.render(d, role))
+    return wire.ListDeploymentsReply(deployments=items, limit=pg.limit, offset=pg.offset,
+                                     count=found.count, has_next=found.has_next)
+
+
+@router.get("/v1/deployments/{id}", operation_id="GetDeployment", response_model=wire.DeploymentReply)
+def get_deployment(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.DeploymentReply:
+    with p.db.session() as s:
+        d = service_store.get_deployment(s, who.organization_id, id)
+        sv = s.get(Service, d.service_id)
+        role = wire.role_of(d, sv.active_deployment_id if sv else None, sv.latest_deployment_id if sv else None)
+        return wire.DeploymentReply(deployment=wire.render(d, role))
+
+
+@router.post("/v1/deployments/{id}/cancel", operation_id="CancelDeployment", response_model=Empty)
+def cancel_deployment(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+    with p.db.session() as s:
+        d = service_store.get_deployment(s, who.organization_id, id)
+        service_store.cancel(s, d)
+    p.hint([d.service_id])
+    return Empty()
+
+
+@router.get("/v1/regional_deployments", operation_id="ListRegionalDeployments",
+            response_model=wire.ListRegionalDeploymentsReply)
+def list_regional_deployments(
+    deployment_id: str | None = Query(None),
+    pg: Page = Depends(page),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.ListRegionalDeploymentsReply:
+    q = select(RegionalDeployment).where(RegionalDeployment.organization_id == who.organization_id)
+    if deployment_id:
+        q = q.where(RegionalDeployment.deployment_id == deployment_id)
+    with p.db.session() as s:
+        found = paginate(s, q.order_by(RegionalDeployment.created_at.desc(), RegionalDeployment.region), pg)
+        items = [wire.render_regional(r) for r in found.rows]
+    return wire.ListRegionalDeploymentsReply(regional_deployments=items, limit=pg.limit,
+                                             offset=pg.offset, count=found.count,
+                                             has_next=found.has_next)
+
+
+@router.get("/v1/regional_deployments/{id}", operation_id="GetRegionalDeployment",
+            response_model=wire.RegionalDeploymentReply)
+def get_regional_deployment(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> wire.RegionalDeploymentReply:
+    with p.db.session() as s:
+        row = find(s, RegionalDeployment, who.organization_id, id, "regional deployment")
+        return wire.RegionalDeploymentReply(regional_deployment=wire.render_regional(row))
+
+
+@router.get("/v1/instances", operation_id="ListInstances", response_model=wire.ListInstancesReply)
+def list_instances(
+    app_id: str | None = Query(None),
+    service_id: str | None = Query(None),
+    deployment_id: str | None = Query(None),
+    regional_deployment_id: str | None = Query(None),
+    allocation_id: str | None = Query(None),
+    replica_index: str | None = Query(None),
+    statuses: list[str] = Query([]),
+    order: str | None = Query(None),
+    starting_time: str | None = Query(None),
+    ending_time: str | None = Query(None),
+    pg: Page = Depends(page),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.ListInstancesReply:
+    q = select(Instance).where(Instance.organization_id == who.organization_id)
+    for column, value in ((Instance.app_id, app_id), (Instance.service_id, service_id),
+                          (Instance.deployment_id, deployment_id),
+                          (Instance.regional_deployment_id, regional_deployment_id),
+                          (Instance.id, allocation_id)):
+        if value:
+            q = q.where(column == value)
+    if replica_index and replica_index.isdigit():
+        q = q.where(Instance.replica_index == int(replica_index))
+    if statuses:
+        q = q.where(Instance.status.in_(statuses))
+    desc = newest_first(order)
+    q = q.order_by(Instance.created_at.desc() if desc else Instance.created_at, Instance.id)
+    with p.db.session() as s:
+        found = paginate(s, q, pg)
+        items = [wire.render_instance(r) for r in found.rows]
+    return wire.ListInstancesReply(instances=items, limit=pg.limit, offset=pg.offset,
+                                   count=found.count, order="desc" if desc else "asc")
+
+
+@router.get("/v1/instances/{id}", operation_id="GetInstance", response_model=wire.InstanceReply)
+def get_instance(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.InstanceReply:
+    with p.db.session() as s:
+        row = find(s, Instance, who.organization_id, id, "instance")
+        return wire.InstanceReply(instance=wire.render_instance(row))
+
+

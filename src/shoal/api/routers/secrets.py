@@ -1,0 +1,112 @@
+"""/v1/secrets"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, Query
+
+from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.schemas import secrets as wire
+from shoal.api.schemas.common import ERROR_RESPONSES, Empty
+from shoal.core.enums import SecretType
+from shoal.store import secrets as secret_store
+from shoal.store.query import Page
+from shoal.store.secretbox import SecretBox
+from shoal.store.tables import Secret
+from shoal.store.tenancy import Principal
+
+router = APIRouter(prefix="/v1/secrets", tags=["Secrets"], responses=ERROR_RESPONSES)
+
+
+def _render(box: SecretBox, row: Secret) -> wire.Secret:
+    out = wire.Secret(id=row.id, name=row.name, organization_id=row.organization_id,
+                      type=SecretType(row.type), created_at=row.created_at, updated_at=row.updated_at)
+    registry = secret_store.public_registry(box, row)
+    if registry is not None:
+        setattr(out, registry[0], registry[1])
+    return out
+
+
+@router.get("", operation_id="ListSecrets", response_model=wire.ListSecretsReply,
+            response_model_exclude_none=True)
+def list_secrets(
+    name: str | None = Query(None),
+    types: list[SecretType] = Query([]),
+    project_id: str | None = Query(None, description="Accepted and ignored: shoal has no projects"),
+    pg: Page = Depends(page),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.ListSecretsReply:
+    with p.db.session() as s:
+        found = secret_store.listing(s, who.organization_id, name, [t.value for t in types], pg)
+        items = [_render(p.box, r) for r in found.rows]
+    return wire.ListSecretsReply(secrets=items, limit=pg.limit, offset=pg.offset, count=found.count)
+
+
+@router.post("", operation_id="CreateSecret", response_model=wire.SecretReply,
+             response_model_exclude_none=True)
+def create_secret(
+    body: wire.SecretBody = Body(...),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.SecretReply:
+    with p.db.session() as s:
+        row = secret_store.create(s, p.box, who.organization_id, body.name,
+                                  body.type or SecretType.SIMPLE, body.value, body.registry())
+        return wire.SecretReply(secret=_render(p.box, row))
+
+
+@router.get("/{id}", operation_id="GetSecret", response_model=wire.SecretReply,
+            response_model_exclude_none=True)
+def get_secret(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.SecretReply:
+    with p.db.session() as s:
+        return wire.SecretReply(secret=_render(p.box, secret_store.get(s, who.organization_id, id)))
+
+
+def _update(id: str, body: wire.SecretBody, who: Principal, p: Platform) -> wire.SecretReply:
+    with p.db.session() as s:
+        row = secret_store.get(s, who.organization_id, id)
+        secret_store.update(s, p.box, row, body.value, body.registry())
+        return wire.SecretReply(secret=_render(p.box, row))
+
+
+@router.put("/{id}", operation_id="UpdateSecret", response_model=wire.SecretReply,
+            response_model_exclude_none=True)
+def update_secret(
+    id: str,
+    body: wire.SecretBody = Body(...),
+    update_mask: str | None = Query(None),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.SecretReply:
+    return _update(id, body, who, p)
+
+
+@router.patch("/{id}", operation_id="UpdateSecret2", response_model=wire.SecretReply,
+              response_model_exclude_none=True)
+def patch_secret(
+    id: str,
+    body: wire.SecretBody = Body(...),
+    update_mask: str | None = Query(None),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.SecretReply:
+    return _update(id, body, who, p)
+
+
+@router.delete("/{id}", operation_id="DeleteSecret", response_model=Empty)
+def delete_secret(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+    with p.db.session() as s:
+        s.delete(secret_store.get(s, who.organization_id, id))
+    return Empty()
+
+
+@router.post("/{id}/reveal", operation_id="RevealSecret", response_model=wire.RevealSecretReply)
+def reveal_secret(
+    id: str,
+    body: dict[str, object] | None = Body(None),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.RevealSecretReply:
+    with p.db.session() as s:
+        row = secret_store.get(s, who.organization_id, id)
+        return wire.RevealSecretReply(value=secret_store.reveal(p.box, row))

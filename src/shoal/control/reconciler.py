@@ -1,0 +1,97 @@
+"""The control loop: level-triggered, idempotent, safe to run after a crash.
+
+API writes `hint` a key for low latency; a periodic resync catches anything a hint missed
+(or that changed while the process was down). `sync_*` re-reads the store and acts on the
+difference between what the user asked for and what is observed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shoal.core.enums import DeploymentStatus
+from shoal.core.status import STARTING_UP, Intent
+from shoal.store import apps as app_store
+from shoal.store import events
+from shoal.store import services as service_store
+from shoal.store.db import Database
+from shoal.store.tables import App, Deployment, Service
+
+log = logging.getLogger(__name__)
+RESYNC_SECONDS = 5.0
+
+
+class Reconciler:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._services: set[str] = set()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def hint(self, service_ids: Iterable[str]) -> None:
+        """Ask for a sync soon; callable from any thread (API handlers run in a pool)."""
+        ids = list(service_ids)
+        if self._loop is not None and ids:
+            self._loop.call_soon_threadsafe(self._enqueue, ids)
+
+    def _enqueue(self, ids: list[str]) -> None:
+        self._services.update(ids)
+        self._wake.set()
+
+    def sync_service(self, service_id: str) -> None:
+        with self.db.session() as s:
+            svc = s.get(Service, service_id)
+            if svc is None:
+                return
+            if svc.resume_deployment_id:
+                dep = s.get(Deployment, svc.resume_deployment_id)
+                if dep is None or DeploymentStatus(dep.status) not in STARTING_UP:
+                    svc.resume_deployment_id = None
+            if svc.intent == Intent.DELETE.value and service_store.live_instances(s, svc) == 0:
+                app_id = svc.app_id
+                service_store.purge(s, svc)
+                s.flush()
+                self._sync_app(s, app_id)
+                return
+            service_store.refresh_status(s, svc)
+
+    def _sync_app(self, s: Session, app_id: str) -> None:
+        app = s.get(App, app_id)
+        if app is None:
+            return
+        remaining = app_store.services_of(s, app)
+        if (app.deleting or app.delete_when_empty) and not remaining:
+            events.record(s, app.organization_id, "app", app.id, "deleted", f"App {app.name} deleted")
+            s.delete(app)
+        else:
+            app_store.refresh_status(s, app)
+
+    def resync(self) -> None:
+        """Visit everything that may need work: services not settled, apps being deleted."""
+        with self.db.session() as s:
+            ids = set(s.scalars(select(Service.id)).all())
+            deleting_apps = list(s.scalars(select(App.id).where(App.deleting.is_(True))).all())
+        for sid in ids:
+            self.sync_service(sid)
+        for aid in deleting_apps:
+            with self.db.session() as s:
+                self._sync_app(s, aid)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.resync)  # whatever changed while we were down
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
+            except TimeoutError:
+                await asyncio.to_thread(self.resync)
+                continue
+            self._wake.clear()
+            batch, self._services = self._services, set()
+            for sid in batch:
+                await asyncio.to_thread(self.sync_service, sid)

@@ -1,0 +1,16 @@
+"""`{{ secret.NAME }}` references in env values."""
+
+from __future__ import annotations
+
+import re
+
+_REF = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_-]+)\s*\}\}")
+
+
+def referenced_secrets(value: str) -> list[str]:
+    return _REF.findall(value)
+
+
+def interpolate(value: str, secrets: dict[str, str]) -> str:
+    """Replace every reference by its secret's value (all must be known)."""
+    return _REF.sub(lambda m: secrets[m.group(1)], value)

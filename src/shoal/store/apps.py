@@ -1,0 +1,72 @@
+"""Apps: create, list, rename, pause, resume, delete."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shoal.core.enums import AppStatus
+from shoal.core.errors import Conflict, InvalidArgument
+from shoal.core.errors import FieldError as FE
+from shoal.core.names import name_problem
+from shoal.core.status import app_status
+from shoal.store import events
+from shoal.store.query import Listing, Page, find, paginate
+from shoal.store.tables import App, Service, utcnow
+
+
+def get(s: Session, org_id: str, ident: str) -> App:
+    return find(s, App, org_id, ident, "app", by_name={})
+
+
+def _check_name(s: Session, org_id: str, name: str | None, app_id: str | None = None) -> str:
+    problem = name_problem(name)
+    if problem or name is None:
+        raise InvalidArgument("invalid app name", [FE("name", problem or "is required")])
+    clash = s.scalars(select(App).where(App.organization_id == org_id, App.name == name)).first()
+    if clash is not None and clash.id != app_id:
+        raise Conflict(f"an app named {name!r} already exists", [FE("name", "already exists")])
+    return name
+
+
+def create(s: Session, org_id: str, name: str | None, delete_when_empty: bool = False) -> App:
+    app = App(organization_id=org_id, name=_check_name(s, org_id, name),
+              status=AppStatus.HEALTHY.value, messages=[], delete_when_empty=delete_when_empty)
+    s.add(app)
+    s.flush()
+    events.record(s, org_id, "app", app.id, "create", f"App {app.name} created")
+    return app
+
+
+def listing(s: Session, org_id: str, name: str | None, page: Page) -> Listing:
+    q = select(App).where(App.organization_id == org_id)
+    if name:
+        q = q.where(App.name.contains(name))
+    return paginate(s, q.order_by(App.created_at.desc(), App.id), page)
+
+
+def update(s: Session, app: App, name: str | None, delete_when_empty: bool | None) -> App:
+    if name is not None and name != app.name:
+        old = app.name
+        app.name = _check_name(s, app.organization_id, name, app.id)
+        events.record(s, app.organization_id, "app", app.id, "update",
+                      f"App renamed from {old} to {app.name}")
+    if delete_when_empty is not None:
+        app.delete_when_empty = delete_when_empty
+    s.flush()
+    return app
+
+
+def services_of(s: Session, app: App) -> list[Service]:
+    return list(s.scalars(select(Service).where(Service.app_id == app.id)).all())
+
+
+def refresh_status(s: Session, app: App) -> None:
+    status = app_status(app.deleting, (AppStatus(sv.status) for sv in services_of(s, app)))
+    if status.value != app.status:
+        app.status = status.value
+        if status == AppStatus.PAUSED:
+            app.paused_at = utcnow()
+        events.record(s, app.organization_id, "app", app.id, "status_change",
+                      f"App is {status.value.lower()}", {"status": status.value})
+

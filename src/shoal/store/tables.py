@@ -1,0 +1,263 @@
+"""The store's tables. Rows hold facts; statuses that can be derived are derived in core."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from shoal.core.ids import new_id
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps none of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(36), primary_key=True, default=new_id)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(default=utcnow)
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default="owner")
+
+
+class Credential(Base):
+    """An API token. Only its SHA-256 is kept; the token itself is shown once."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = _id()
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(512), default="")
+    type: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    expires_at: Mapped[datetime | None]
+
+
+class App(Base):
+    __tablename__ = "apps"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    id: Mapped[str] = _id()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    deleting: Mapped[bool] = mapped_column(default=False)
+    messages: Mapped[list[Any]] = mapped_column(default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    delete_when_empty: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    started_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    resumed_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Service(Base):
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+    id: Mapped[str] = _id()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    # What the user last asked for (core.status.Intent); the status is derived from it.
+    intent: Mapped[str] = mapped_column(String(8), default="RUN")
+    # Set by resume until the deployment it started settles.
+    resume_deployment_id: Mapped[str | None] = mapped_column(String(36))
+    messages: Mapped[list[Any]] = mapped_column(default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    active_deployment_id: Mapped[str | None] = mapped_column(String(36))
+    latest_deployment_id: Mapped[str | None] = mapped_column(String(36))
+    last_provisioned_deployment_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    started_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    resumed_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Deployment(Base):
+    """An immutable revision of a service: its definition never changes after insert."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("service_id", "number"),)
+    id: Mapped[str] = _id()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"), index=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    # The service's revision counter: 1, 2, 3... (the wire `version` is the row's own).
+    number: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    child_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16))
+    messages: Mapped[list[Any]] = mapped_column(default=list)
+    definition: Mapped[dict[str, Any]]
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    provisioning_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    skip_build: Mapped[bool] = mapped_column(default=False)
+    deployment_group: Mapped[str] = mapped_column(String(64), default="prod")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    allocated_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class RegionalDeployment(Base):
+    __tablename__ = "regional_deployments"
+    __table_args__ = (UniqueConstraint("deployment_id", "region"),)
+    id: Mapped[str] = _id()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    region: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    messages: Mapped[list[Any]] = mapped_column(default=list)
+    definition: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    scheduled_at: Mapped[datetime | None]
+    allocated_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    id: Mapped[str] = _id()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    regional_deployment_id: Mapped[str] = mapped_column(
+        ForeignKey("regional_deployments.id"), index=True
+    )
+    region: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(32))
+    replica_index: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    messages: Mapped[list[Any]] = mapped_column(default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    started_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Secret(Base):
+    """A secret's material lives only in `ciphertext` (the whole payload, encrypted)."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    id: Mapped[str] = _id()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    # For REGISTRY secrets: which `*_registry` field the payload came in.
+    registry_kind: Mapped[str | None] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Event(Base):
+    """One append-only log for app, service, deployment, regional deployment and instance events."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_subject", "kind", "subject_id", "when"),)
+    id: Mapped[str] = _id()
+    organization_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    subject_id: Mapped[str] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(1024))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    when: Mapped[datetime] = mapped_column(default=utcnow)
