@@ -46,18 +46,39 @@ def postgres() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sock, "postgres")
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust",
-                                 "-U", "postgres", "--no-sync"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l",
-                                 str(root / "log"), "start", "-o", opts]), check=True,
-                   capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(root / "log"),
+                "start",
+                "-o",
+                opts,
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                     "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -84,7 +105,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'shoal.db'}"
+        return f"sqlite:///{tmp_path / 'data' / 'shoal.db'}"  # the default place
     return new_pg_database(request.getfixturevalue("postgres"))
 
 
@@ -115,8 +136,19 @@ def start_shoal(data_dir: Path, database_url: str | None = None, *extra: str) ->
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"{data_dir.name}-shoal.log"
-    cmd = [sys.executable, "-m", "shoal", "up", "--data-dir", str(data_dir),
-           "--api-listen", f"127.0.0.1:{port}", "--edge-listen", f"127.0.0.1:{free_port()}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "shoal",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--api-listen",
+        f"127.0.0.1:{port}",
+        "--edge-listen",
+        f"127.0.0.1:{free_port()}",
+        *extra,
+    ]
     if database_url:
         cmd += ["--database-url", database_url]
     with open(log, "ab") as out:
@@ -148,4 +180,38 @@ def shoal(tmp_path: Path, database_url: str) -> Iterator[Shoal]:
 def api(shoal: Shoal) -> Iterator[httpx.Client]:
     """An API client holding the admin token of a fresh platform."""
     with shoal.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Shoal]:
+    """One `shoal up` per backend for the whole session; tests isolate by organization."""
+    root = tmp_path_factory.mktemp(f"server-{request.param}")
+    url = (
+        None if request.param == "sqlite" else new_pg_database(request.getfixturevalue("postgres"))
+    )
+    s = start_shoal(root / "data", url)
+    yield s
+    s.stop()
+
+
+_org_counter = 0
+
+
+@pytest.fixture
+def org_api(server: Shoal) -> Iterator[httpx.Client]:
+    """A client for a fresh organization on the shared server (a user's view: nothing in it)."""
+    global _org_counter
+    _org_counter += 1
+    with server.client() as admin:
+        org = admin.post("/v1/organizations", json={"name": f"org-{_org_counter}"})
+        org.raise_for_status()
+        cred = admin.post(
+            "/v1/credentials",
+            json={"name": "test", "organization_id": org.json()["organization"]["id"]},
+        )
+        cred.raise_for_status()
+    with server.client(cred.json()["credential"]["token"]) as c:
         yield c

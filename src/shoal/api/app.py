@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from shoal.api import errors
-from shoal.api.deps import Platform
+from shoal.api.deps import Platform, no_nul
 from shoal.api.limits import BodyLimit
 from shoal.api.routers import apps, catalog, deployments, events, secrets, services, tenancy
 
@@ -19,11 +19,19 @@ def create_api(platform: Platform) -> ASGIApp:
         "for the resources it serves. Authenticate with `Authorization: Bearer <token>`.",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(no_nul)],
     )
     api.state.platform = platform
     errors.install(api)
-    for r in (apps.router, services.router, deployments.router, secrets.router, catalog.router,
-              events.router, tenancy.router):
+    for r in (
+        apps.router,
+        services.router,
+        deployments.router,
+        secrets.router,
+        catalog.router,
+        events.router,
+        tenancy.router,
+    ):
         api.include_router(r)
 
     @api.get("/health", include_in_schema=False)

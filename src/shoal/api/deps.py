@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shoal.core.errors import FieldError, InvalidArgument, Unauthenticated
 from shoal.store import tenancy
@@ -16,6 +17,7 @@ from shoal.store.tables import Organization
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
+MAX_OFFSET = 2**63 - 1  # the largest integer the databases take
 
 
 @dataclass
@@ -43,7 +45,16 @@ def platform(request: Request) -> Platform:
     return p
 
 
-def principal(request: Request, p: Platform = Depends(platform)) -> tenancy.Principal:
+# Declares the scheme in /openapi.json (named as in Koyeb's reference); `principal` reads
+# the header itself, so that a bare token works too and errors keep Koyeb's body.
+BEARER = HTTPBearer(scheme_name="Bearer", auto_error=False)
+
+
+def principal(
+    request: Request,
+    p: Platform = Depends(platform),
+    _declared: HTTPAuthorizationCredentials | None = Depends(BEARER),
+) -> tenancy.Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
@@ -55,26 +66,30 @@ def principal(request: Request, p: Platform = Depends(platform)) -> tenancy.Prin
         return tenancy.authenticate(s, token)
 
 
-def _non_negative_int(name: str, raw: str | None, default: int) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidArgument("Validation error", [FieldError(name, "must be an integer")]) from None
-    if value < 0:
-        raise InvalidArgument("Validation error", [FieldError(name, "must not be negative")])
-    return value
-
-
 def page(
-    limit: str | None = Query(None, description="The number of items to return (at most 100)"),
-    offset: str | None = Query(None, description="The offset in the list of items to return"),
+    limit: int | None = Query(
+        None,
+        ge=0,
+        le=MAX_LIMIT,
+        description="The number of items to return (at most 100; 0: the default, 10)",
+    ),
+    offset: int | None = Query(
+        None, ge=0, le=MAX_OFFSET, description="The offset in the list of items to return"
+    ),
 ) -> Page:
-    n = _non_negative_int("limit", limit, DEFAULT_LIMIT)
-    if n > MAX_LIMIT:
-        raise InvalidArgument("Validation error", [FieldError("limit", f"must be at most {MAX_LIMIT}")])
-    return Page(limit=n or DEFAULT_LIMIT, offset=_non_negative_int("offset", offset, 0))
+    return Page(limit=limit or DEFAULT_LIMIT, offset=offset or 0)
+
+
+def no_nul(request: Request) -> None:
+    """Refuse a NUL character in the path or the query (PostgreSQL takes none in text)."""
+    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    bad = [
+        FieldError(name, "must not contain NUL characters")
+        for name, value in params
+        if "\x00" in value
+    ]
+    if bad:
+        raise InvalidArgument("Validation error", bad)
 
 
 def newest_first(order: str | None) -> bool:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,15 +31,25 @@ _HTTP_CODES = {
 }
 
 
-def error_body(status: int, code: str, message: str, fields: Sequence[FieldError] = ()) -> dict[str, Any]:
+def error_body(
+    status: int, code: str, message: str, fields: Sequence[FieldError] = ()
+) -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "code": code, "message": message}
     if fields or status == 400:
         body["fields"] = [{"field": f.field, "description": f.description} for f in fields]
     return body
 
 
-def error_response(status: int, code: str, message: str, fields: Sequence[FieldError] = ()) -> JSONResponse:
-    return JSONResponse(error_body(status, code, message, fields), status_code=status)
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(status, code, message, fields), status_code=status, headers=headers
+    )
 
 
 def _field_path(loc: Sequence[int | str]) -> str:
@@ -59,13 +70,16 @@ def _describe(err: dict[str, Any]) -> str:
         return "unknown field"
     if err.get("type") == "json_invalid":
         return f"malformed JSON: {err.get('ctx', {}).get('error', 'cannot be parsed')}"
-    return str(err.get("msg", "invalid value"))
+    # A validator's own ValueError reads "Value error, <its message>": keep the message.
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     fields = [
-        FieldError("body" if e.get("type") == "json_invalid" else _field_path(e.get("loc", ())),
-                   _describe(e))
+        FieldError(
+            "body" if e.get("type") == "json_invalid" else _field_path(e.get("loc", ())),
+            _describe(e),
+        )
         for e in exc.errors()
     ]
     malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
@@ -77,10 +91,22 @@ async def _shoal(_: Request, exc: ShoalError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, exc.fields)
 
 
-async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every method documented at the request's path (Starlette's 405 names one route's)."""
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.url.path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
+
+
+async def _http(request: Request, exc: HTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "api_error")
     message = exc.detail if isinstance(exc.detail, str) else "Error"
-    return error_response(exc.status_code, code, message)
+    headers = dict(exc.headers or {})
+    allowed = _allowed_methods(request) if exc.status_code == 405 else None
+    if allowed:
+        headers["Allow"] = allowed
+    return error_response(exc.status_code, code, message, headers=headers)
 
 
 async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:

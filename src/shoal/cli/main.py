@@ -2,11 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(name="shoal", help="shoal: deploy apps on machines you control.", no_args_is_help=True)
+from shoal.cli import apps, catalog, deployments, instances, secrets, services
+from shoal.cli.config import DEFAULT_URL
+from shoal.cli.exits import EPILOG, ExitCodeGroup
+from shoal.cli.login import login
+from shoal.cli.output import Format
+from shoal.cli.state import State
+
+app = typer.Typer(
+    name="shoal",
+    cls=ExitCodeGroup,
+    epilog=EPILOG,
+    no_args_is_help=True,
+    help="shoal: deploy apps on machines you control.",
+)
 
 
 @app.callback()
-def main() -> None:
+def main(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="SHOAL_URL",
+            help=f"The API address (default: saved by `shoal login`, else {DEFAULT_URL})",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="SHOAL_TOKEN", help="The API token (default: saved by `shoal login`)"
+        ),
+    ] = None,
+    output: Annotated[
+        Format, typer.Option("-o", "--output", help="table, or the API's JSON as json or yaml.")
+    ] = Format.TABLE,
+) -> None:
     """shoal: deploy apps on machines you control."""
+    ctx.obj = State(url, token, output)
+
+
+app.command()(login)
+for group in (apps, services, deployments, instances, secrets, catalog):
+    app.add_typer(group.app)

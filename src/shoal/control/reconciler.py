@@ -66,7 +66,9 @@ class Reconciler:
             return
         remaining = app_store.services_of(s, app)
         if (app.deleting or app.delete_when_empty) and not remaining:
-            events.record(s, app.organization_id, "app", app.id, "deleted", f"App {app.name} deleted")
+            events.record(
+                s, app.organization_id, "app", app.id, "deleted", f"App {app.name} deleted"
+            )
             s.delete(app)
         else:
             app_store.refresh_status(s, app)

@@ -45,8 +45,12 @@ class InstanceType:
         return True
 
 
-def _t(id_: str, vcpu: float, mem_mb: int, disk_gb: float, pps: str, month: str, family: str) -> InstanceType:
-    return InstanceType(id_, vcpu, mem_mb, int(disk_gb * 1024), Decimal(pps), Decimal(month), family)
+def _t(
+    id_: str, vcpu: float, mem_mb: int, disk_gb: float, pps: str, month: str, family: str
+) -> InstanceType:
+    return InstanceType(
+        id_, vcpu, mem_mb, int(disk_gb * 1024), Decimal(pps), Decimal(month), family
+    )
 
 
 INSTANCE_TYPES: dict[str, InstanceType] = {

@@ -215,4 +215,3 @@ class DeploymentDefinition(Wire):
     def wire(self) -> dict[str, Any]:
         """The JSON form, without the fields nobody set."""
         return self.model_dump(mode="json", exclude_none=True)
-

@@ -45,6 +45,26 @@ class DeploymentStatus(StrEnum):
     SLEEPING = "SLEEPING"
 
 
+class RegionalDeploymentStatus(StrEnum):
+    """A deployment's statuses but STASHED: a stashed deployment has no regional ones."""
+
+    PENDING = "PENDING"
+    PROVISIONING = "PROVISIONING"
+    SCHEDULED = "SCHEDULED"
+    CANCELING = "CANCELING"
+    CANCELED = "CANCELED"
+    ALLOCATING = "ALLOCATING"
+    STARTING = "STARTING"
+    HEALTHY = "HEALTHY"
+    DEGRADED = "DEGRADED"
+    UNHEALTHY = "UNHEALTHY"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    ERRORING = "ERRORING"
+    ERROR = "ERROR"
+    SLEEPING = "SLEEPING"
+
+
 CANCELABLE_DEPLOYMENT_STATUSES = frozenset(
     {DeploymentStatus.PENDING, DeploymentStatus.PROVISIONING, DeploymentStatus.SCHEDULED}
 )
@@ -80,6 +100,16 @@ class SecretType(StrEnum):
     SIMPLE = "SIMPLE"
     REGISTRY = "REGISTRY"
     MANAGED = "MANAGED"
+
+
+class TriggerType(StrEnum):
+    """Why a deployment was made (Koyeb's TriggerDeploymentMetadata.TriggerType): a change
+    made through the API, a redeploy included, has no type of its own there."""
+
+    UNKNOWN_TYPE = "UNKNOWN_TYPE"
+    GIT = "GIT"
+    RESUME = "RESUME"
+    DATABASE_SYNC = "DATABASE_SYNC"
 
 
 class CredentialType(StrEnum):

@@ -19,5 +19,8 @@ def name_problem(name: str | None, *, max_len: int = MAX_NAME) -> str | None:
     if not MIN_NAME <= len(name) <= max_len:
         return f"must be between {MIN_NAME} and {max_len} characters"
     if not _NAME.match(name):
-        return "must contain only lowercase letters, digits and dashes, and start and end with a letter or digit"
+        return (
+            "must contain only lowercase letters, digits and dashes, "
+            "and start and end with a letter or digit"
+        )
     return None

@@ -27,7 +27,11 @@ def regional_definition(d: DeploymentDefinition, region: str) -> dict[str, Any]:
     env: dict[str, dict[str, Any]] = {}
     for e in d.env or []:  # a region-scoped value overrides the unscoped one
         if _applies(e.scopes, region) and (e.scopes or e.key not in env):
-            env[e.key or ""] = {k: v for k, v in (("key", e.key), ("value", e.value), ("secret", e.secret)) if v is not None}
+            env[e.key or ""] = {
+                k: v
+                for k, v in (("key", e.key), ("value", e.value), ("secret", e.secret))
+                if v is not None
+            }
     out: dict[str, Any] = {
         "name": d.name,
         "type": d.type,
@@ -39,13 +43,19 @@ def regional_definition(d: DeploymentDefinition, region: str) -> dict[str, Any]:
         "scaling": {
             "min": scaling.min,
             "max": scaling.max,
-            "targets": [t.model_dump(mode="json", exclude_none=True) for t in scaling.targets or []],
+            "targets": [
+                t.model_dump(mode="json", exclude_none=True) for t in scaling.targets or []
+            ],
         }
         if scaling
         else None,
         "instance_type": instance_type.type if instance_type else None,
-        "health_checks": [h.model_dump(mode="json", exclude_none=True) for h in d.health_checks or []],
-        "config_files": [c.model_dump(mode="json", exclude_none=True) for c in d.config_files or []],
+        "health_checks": [
+            h.model_dump(mode="json", exclude_none=True) for h in d.health_checks or []
+        ],
+        "config_files": [
+            c.model_dump(mode="json", exclude_none=True) for c in d.config_files or []
+        ],
         "skip_cache": bool(d.skip_cache),
         "mesh": (d.mesh or "DEPLOYMENT_MESH_AUTO").replace("DEPLOYMENT_", "REGIONAL_DEPLOYMENT_"),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 _REF = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_-]+)\s*\}\}")
 
@@ -11,6 +12,6 @@ def referenced_secrets(value: str) -> list[str]:
     return _REF.findall(value)
 
 
-def interpolate(value: str, secrets: dict[str, str]) -> str:
+def interpolate(value: str, secrets: Mapping[str, str]) -> str:
     """Replace every reference by its secret's value (all must be known)."""
     return _REF.sub(lambda m: secrets[m.group(1)], value)

@@ -17,9 +17,7 @@ STARTING_UP = frozenset(
         DeploymentStatus.STARTING,
     }
 )
-_FAILED = frozenset(
-    {DeploymentStatus.ERROR, DeploymentStatus.ERRORING, DeploymentStatus.CANCELED}
-)
+_FAILED = frozenset({DeploymentStatus.ERROR, DeploymentStatus.ERRORING, DeploymentStatus.CANCELED})
 _SERVING = frozenset({DeploymentStatus.HEALTHY, DeploymentStatus.SLEEPING})
 
 

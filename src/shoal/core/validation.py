@@ -264,7 +264,10 @@ def _check_target(d: DeploymentDefinition, lo: int, at: str, t: object, bad: _Ba
                 bad(f"{at}.sleep_idle_delay.{name}", "must not be negative")
         light, deep = target.light_sleep_value, target.deep_sleep_value
         if light and deep and deep < light:
-            bad(f"{at}.sleep_idle_delay.deep_sleep_value", "must not be shorter than light_sleep_value")
+            bad(
+                f"{at}.sleep_idle_delay.deep_sleep_value",
+                "must not be shorter than light_sleep_value",
+            )
         return
     if target.value is None or target.value < 1:
         bad(f"{at}.{kind}.value", "must be at least 1")

@@ -30,8 +30,13 @@ def _check_name(s: Session, org_id: str, name: str | None, app_id: str | None = 
 
 
 def create(s: Session, org_id: str, name: str | None, delete_when_empty: bool = False) -> App:
-    app = App(organization_id=org_id, name=_check_name(s, org_id, name),
-              status=AppStatus.HEALTHY.value, messages=[], delete_when_empty=delete_when_empty)
+    app = App(
+        organization_id=org_id,
+        name=_check_name(s, org_id, name),
+        status=AppStatus.HEALTHY.value,
+        messages=[],
+        delete_when_empty=delete_when_empty,
+    )
     s.add(app)
     s.flush()
     events.record(s, org_id, "app", app.id, "create", f"App {app.name} created")
@@ -49,8 +54,9 @@ def update(s: Session, app: App, name: str | None, delete_when_empty: bool | Non
     if name is not None and name != app.name:
         old = app.name
         app.name = _check_name(s, app.organization_id, name, app.id)
-        events.record(s, app.organization_id, "app", app.id, "update",
-                      f"App renamed from {old} to {app.name}")
+        events.record(
+            s, app.organization_id, "app", app.id, "update", f"App renamed from {old} to {app.name}"
+        )
     if delete_when_empty is not None:
         app.delete_when_empty = delete_when_empty
     s.flush()
@@ -67,6 +73,12 @@ def refresh_status(s: Session, app: App) -> None:
         app.status = status.value
         if status == AppStatus.PAUSED:
             app.paused_at = utcnow()
-        events.record(s, app.organization_id, "app", app.id, "status_change",
-                      f"App is {status.value.lower()}", {"status": status.value})
-
+        events.record(
+            s,
+            app.organization_id,
+            "app",
+            app.id,
+            "status_change",
+            f"App is {status.value.lower()}",
+            {"status": status.value},
+        )

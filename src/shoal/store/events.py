@@ -20,8 +20,16 @@ def record(
     message: str,
     meta: dict[str, Any] | None = None,
 ) -> None:
-    s.add(Event(organization_id=org_id, kind=kind, subject_id=subject_id, type=type_,
-                message=message, meta=meta or {}))
+    s.add(
+        Event(
+            organization_id=org_id,
+            kind=kind,
+            subject_id=subject_id,
+            type=type_,
+            message=message,
+            meta=meta or {},
+        )
+    )
 
 
 def list_events(

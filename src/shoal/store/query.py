@@ -15,7 +15,13 @@ T = TypeVar("T")
 
 
 def find(
-    s: Session, model: type[T], org_id: str, ident: str, kind: str, *, by_name: dict[str, Any] | None = None
+    s: Session,
+    model: type[T],
+    org_id: str,
+    ident: str,
+    kind: str,
+    *,
+    by_name: dict[str, Any] | None = None,
 ) -> T:
     """The row of `model` in `org_id` named by `ident`, or NotFound.
 

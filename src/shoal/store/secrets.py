@@ -47,35 +47,54 @@ def names(s: Session, org_id: str, type_: SecretType | None = None) -> frozenset
     return frozenset(s.scalars(q).all())
 
 
-def _payload(type_: SecretType, value: str | None, registry: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
+def _payload(
+    type_: SecretType, value: str | None, registry: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], str | None]:
     if type_ == SecretType.SIMPLE:
         if registry:
-            raise InvalidArgument("a SIMPLE secret has a value, not a registry",
-                                  [FE(next(iter(registry)), "only for REGISTRY secrets")])
+            raise InvalidArgument(
+                "a SIMPLE secret has a value, not a registry",
+                [FE(next(iter(registry)), "only for REGISTRY secrets")],
+            )
         if value is None:
             raise InvalidArgument("a SIMPLE secret needs a value", [FE("value", "is required")])
         return {"value": value}, None
     if type_ == SecretType.REGISTRY:
         if len(registry) != 1:
-            raise InvalidArgument("a REGISTRY secret needs exactly one registry configuration",
-                                  [FE("private_registry", "set exactly one *_registry field")])
+            raise InvalidArgument(
+                "a REGISTRY secret needs exactly one registry configuration",
+                [FE("private_registry", "set exactly one *_registry field")],
+            )
         kind, config = next(iter(registry.items()))
         return config, kind
-    raise InvalidArgument("shoal manages no MANAGED secrets", [FE("type", "must be SIMPLE or REGISTRY")])
+    raise InvalidArgument(
+        "shoal manages no MANAGED secrets", [FE("type", "must be SIMPLE or REGISTRY")]
+    )
 
 
 def create(
-    s: Session, box: SecretBox, org_id: str, name: str | None, type_: SecretType,
-    value: str | None, registry: dict[str, dict[str, Any]],
+    s: Session,
+    box: SecretBox,
+    org_id: str,
+    name: str | None,
+    type_: SecretType,
+    value: str | None,
+    registry: dict[str, dict[str, Any]],
 ) -> Secret:
     problem = name_problem(name, max_len=MAX_SECRET_NAME)
     if problem or name is None:
         raise InvalidArgument("invalid secret name", [FE("name", problem or "is required")])
-    if s.scalars(select(Secret).where(Secret.organization_id == org_id, Secret.name == name)).first():
+    clash = select(Secret).where(Secret.organization_id == org_id, Secret.name == name)
+    if s.scalars(clash).first():
         raise Conflict(f"a secret named {name!r} already exists", [FE("name", "already exists")])
     payload, kind = _payload(type_, value, registry)
-    secret = Secret(organization_id=org_id, name=name, type=type_.value, registry_kind=kind,
-                    ciphertext=box.seal(payload))
+    secret = Secret(
+        organization_id=org_id,
+        name=name,
+        type=type_.value,
+        registry_kind=kind,
+        ciphertext=box.seal(payload),
+    )
     s.add(secret)
     s.flush()
     events.record(s, org_id, "secret", secret.id, "create", f"Secret {name} created")
@@ -83,7 +102,10 @@ def create(
 
 
 def update(
-    s: Session, box: SecretBox, secret: Secret, value: str | None,
+    s: Session,
+    box: SecretBox,
+    secret: Secret,
+    value: str | None,
     registry: dict[str, dict[str, Any]],
 ) -> Secret:
     if value is None and not registry:
@@ -107,4 +129,3 @@ def public_registry(box: SecretBox, secret: Secret) -> tuple[str, dict[str, Any]
     payload = box.open(secret.ciphertext)
     shown = {k: v for k, v in payload.items() if k in ("username", "url", "registry_name")}
     return secret.registry_kind, shown
-

@@ -17,6 +17,7 @@ from shoal.core.enums import (
     DeploymentStatus,
     InstanceStatus,
     SecretType,
+    TriggerType,
 )
 from shoal.core.errors import Conflict, InvalidArgument, PreconditionFailed
 from shoal.core.errors import FieldError as FE
@@ -31,17 +32,17 @@ from shoal.store.tables import App, Deployment, Instance, RegionalDeployment, Se
 MAX_SERVICES_PER_APP = 16  # the seed's limit
 FREE_TYPE = "free"
 _LIVE_INSTANCE = (
-    InstanceStatus.ALLOCATING, InstanceStatus.STARTING, InstanceStatus.HEALTHY,
-    InstanceStatus.UNHEALTHY, InstanceStatus.STOPPING, InstanceStatus.SLEEPING,
+    InstanceStatus.ALLOCATING,
+    InstanceStatus.STARTING,
+    InstanceStatus.HEALTHY,
+    InstanceStatus.UNHEALTHY,
+    InstanceStatus.STOPPING,
+    InstanceStatus.SLEEPING,
 )
 
 
 def get(s: Session, org_id: str, ident: str) -> Service:
-    """By id, short id, or `app/service` name."""
-    if "/" in ident:
-        app_ident, _, name = ident.partition("/")
-        app = apps.get(s, org_id, app_ident)
-        return find(s, Service, org_id, name, "service", by_name={"app_id": app.id})
+    """By id or short id (the CLI resolves `app/service` names itself, as Koyeb's does)."""
     return find(s, Service, org_id, ident, "service")
 
 
@@ -50,8 +51,14 @@ def get_deployment(s: Session, org_id: str, ident: str) -> Deployment:
 
 
 def listing(
-    s: Session, org_id: str, app_id: str | None, name: str | None, types: list[str],
-    statuses: list[str], regions: list[str], page: Page,
+    s: Session,
+    org_id: str,
+    app_id: str | None,
+    name: str | None,
+    types: list[str],
+    statuses: list[str],
+    regions: list[str],
+    page: Page,
 ) -> Listing:
     q = select(Service).where(Service.organization_id == org_id)
     if app_id:
@@ -63,15 +70,24 @@ def listing(
     if statuses:
         q = q.where(Service.status.in_(statuses))
     if regions:
-        q = q.where(Service.id.in_(
-            select(RegionalDeployment.service_id).where(
-                RegionalDeployment.deployment_id == Service.latest_deployment_id,
-                RegionalDeployment.region.in_(regions))))
+        q = q.where(
+            Service.id.in_(
+                select(RegionalDeployment.service_id).where(
+                    RegionalDeployment.deployment_id == Service.latest_deployment_id,
+                    RegionalDeployment.region.in_(regions),
+                )
+            )
+        )
     return paginate(s, q.order_by(Service.created_at.desc(), Service.id), page)
 
 
 def deployments(
-    s: Session, org_id: str, app_id: str | None, service_id: str | None, statuses: list[str], page: Page
+    s: Session,
+    org_id: str,
+    app_id: str | None,
+    service_id: str | None,
+    statuses: list[str],
+    page: Page,
 ) -> Listing:
     q = select(Deployment).where(Deployment.organization_id == org_id)
     if app_id:
@@ -83,12 +99,16 @@ def deployments(
     return paginate(s, q.order_by(Deployment.created_at.desc(), Deployment.number.desc()), page)
 
 
-def validation_context(s: Session, org_id: str, regions: frozenset[str], service_id: str | None) -> Context:
+def validation_context(
+    s: Session, org_id: str, regions: frozenset[str], service_id: str | None
+) -> Context:
     """What validating a definition needs to know about the organization."""
     free = 0
-    q = (select(Deployment.definition)
-         .join(Service, Service.latest_deployment_id == Deployment.id)
-         .where(Service.organization_id == org_id, Service.intent != Intent.DELETE.value))
+    q = (
+        select(Deployment.definition)
+        .join(Service, Service.latest_deployment_id == Deployment.id)
+        .where(Service.organization_id == org_id, Service.intent != Intent.DELETE.value)
+    )
     if service_id:
         q = q.where(Service.id != service_id)
     for definition in s.scalars(q).all():
@@ -109,67 +129,109 @@ def validation_context(s: Session, org_id: str, regions: frozenset[str], service
 class Trigger:
     """Why a deployment was made, as recorded in its metadata."""
 
-    type: str  # Koyeb's TriggerDeploymentMetadata.TriggerType: WEB, RESUME, ...
-    actor: str = "USER"
+    type: TriggerType
+    actor: str = "USER"  # Koyeb's TriggerDeploymentMetadata.ActorType: USER or SYSTEM
 
     def metadata(self) -> dict[str, Any]:
-        return {"trigger": {"type": self.type, "actor": self.actor}}
+        return {"trigger": {"type": self.type.value, "actor": self.actor}}
 
 
-def create(s: Session, app: App, definition: DeploymentDefinition, save_only: bool = False) -> Service:
+def create(
+    s: Session, app: App, definition: DeploymentDefinition, save_only: bool = False
+) -> Service:
     if app.deleting:
         raise PreconditionFailed("the app is being deleted")
     count = s.scalar(select(func.count()).where(Service.app_id == app.id)) or 0
     if count >= MAX_SERVICES_PER_APP:
-        raise InvalidArgument(f"an app holds at most {MAX_SERVICES_PER_APP} services",
-                              [FE("app_id", f"already has {count} services")])
+        raise InvalidArgument(
+            f"an app holds at most {MAX_SERVICES_PER_APP} services",
+            [FE("app_id", f"already has {count} services")],
+        )
     _ensure_unique_name(s, app.id, definition.name or "", None)
-    svc = Service(organization_id=app.organization_id, app_id=app.id, name=definition.name,
-                  type=(definition.type or "WEB"), status=AppStatus.STARTING.value, messages=[])
+    svc = Service(
+        organization_id=app.organization_id,
+        app_id=app.id,
+        name=definition.name,
+        type=(definition.type or "WEB"),
+        status=AppStatus.STARTING.value,
+        messages=[],
+    )
     s.add(svc)
     s.flush()
-    events.record(s, svc.organization_id, "service", svc.id, "create", f"Service {svc.name} created")
-    new_deployment(s, svc, definition, Trigger("WEB"), save_only=save_only)
+    events.record(
+        s, svc.organization_id, "service", svc.id, "create", f"Service {svc.name} created"
+    )
+    new_deployment(s, svc, definition, Trigger(TriggerType.UNKNOWN_TYPE), save_only=save_only)
     return svc
 
 
 def _ensure_unique_name(s: Session, app_id: str, name: str, service_id: str | None) -> None:
     clash = s.scalars(select(Service).where(Service.app_id == app_id, Service.name == name)).first()
     if clash is not None and clash.id != service_id:
-        raise Conflict(f"a service named {name!r} already exists in this app",
-                       [FE("definition.name", "already exists")])
+        raise Conflict(
+            f"a service named {name!r} already exists in this app",
+            [FE("definition.name", "already exists")],
+        )
 
 
 def new_deployment(
-    s: Session, svc: Service, definition: DeploymentDefinition, trigger: Trigger,
-    *, save_only: bool = False, skip_build: bool = False,
+    s: Session,
+    svc: Service,
+    definition: DeploymentDefinition,
+    trigger: Trigger,
+    *,
+    save_only: bool = False,
+    skip_build: bool = False,
 ) -> Deployment:
     """Store a new immutable revision of `svc` and its regional deployments."""
     if definition.name != svc.name:
         _ensure_unique_name(s, svc.app_id, definition.name or "", svc.id)
         svc.name = definition.name or svc.name
-    number = (s.scalar(select(func.max(Deployment.number)).where(Deployment.service_id == svc.id)) or 0) + 1
+    last = s.scalar(select(func.max(Deployment.number)).where(Deployment.service_id == svc.id))
+    number = (last or 0) + 1
     status = DeploymentStatus.STASHED if save_only else DeploymentStatus.PENDING
     wire = definition.wire()
-    dep = Deployment(organization_id=svc.organization_id, app_id=svc.app_id, service_id=svc.id,
-                     number=number, parent_id=svc.latest_deployment_id, status=status.value,
-                     messages=[], definition=wire, meta=trigger.metadata(),
-                     provisioning_info={}, skip_build=skip_build)
+    dep = Deployment(
+        organization_id=svc.organization_id,
+        app_id=svc.app_id,
+        service_id=svc.id,
+        number=number,
+        parent_id=svc.latest_deployment_id,
+        status=status.value,
+        messages=[],
+        definition=wire,
+        meta=trigger.metadata(),
+        provisioning_info={},
+        skip_build=skip_build,
+    )
     s.add(dep)
     s.flush()
     if svc.latest_deployment_id:
         parent = s.get(Deployment, svc.latest_deployment_id)
         if parent is not None:
             parent.child_id = dep.id
-    events.record(s, svc.organization_id, "deployment", dep.id, "create",
-                  f"Deployment {number} created", {"status": status.value})
+    events.record(
+        s,
+        svc.organization_id,
+        "deployment",
+        dep.id,
+        "create",
+        f"Deployment {number} created",
+        {"status": status.value},
+    )
     if save_only:
         return dep
     for region in definition.regions or []:
-        rd = RegionalDeployment(organization_id=svc.organization_id, app_id=svc.app_id,
-                                service_id=svc.id, deployment_id=dep.id, region=region,
-                                status=DeploymentStatus.PENDING.value, messages=[],
-                                definition=regional_definition(definition, region))
+        rd = RegionalDeployment(
+            organization_id=svc.organization_id,
+            app_id=svc.app_id,
+            service_id=svc.id,
+            deployment_id=dep.id,
+            region=region,
+            status=DeploymentStatus.PENDING.value,
+            messages=[],
+            definition=regional_definition(definition, region),
+        )
         s.add(rd)
     svc.latest_deployment_id = dep.id
     svc.messages = []
@@ -186,8 +248,8 @@ def latest_definition(s: Session, svc: Service) -> DeploymentDefinition:
 
 def _stop_unfinished(s: Session, svc: Service, reason: str) -> None:
     """Cancel deployments that have not started; the ones that did stop."""
-    q = select(Deployment).where(Deployment.service_id == svc.id,
-                                 Deployment.status.not_in([x.value for x in FINAL_DEPLOYMENT_STATUSES]))
+    final = [x.value for x in FINAL_DEPLOYMENT_STATUSES]
+    q = select(Deployment).where(Deployment.service_id == svc.id, Deployment.status.not_in(final))
     for dep in s.scalars(q).all():
         if DeploymentStatus(dep.status) in CANCELABLE_DEPLOYMENT_STATUSES:
             set_deployment_status(s, dep, DeploymentStatus.CANCELED, reason)
@@ -195,7 +257,9 @@ def _stop_unfinished(s: Session, svc: Service, reason: str) -> None:
             set_deployment_status(s, dep, DeploymentStatus.STOPPING, reason)
 
 
-def set_deployment_status(s: Session, dep: Deployment, status: DeploymentStatus, message: str) -> None:
+def set_deployment_status(
+    s: Session, dep: Deployment, status: DeploymentStatus, message: str
+) -> None:
     if dep.status == status.value:
         return
     dep.status = status.value
@@ -206,8 +270,15 @@ def set_deployment_status(s: Session, dep: Deployment, status: DeploymentStatus,
     for rd in s.scalars(q).all():
         rd.status = status.value if status != DeploymentStatus.STASHED else rd.status
         rd.messages = [message]
-    events.record(s, dep.organization_id, "deployment", dep.id, "status_change", message,
-                  {"status": status.value})
+    events.record(
+        s,
+        dep.organization_id,
+        "deployment",
+        dep.id,
+        "status_change",
+        message,
+        {"status": status.value},
+    )
 
 
 def pause(s: Session, svc: Service) -> None:
@@ -226,23 +297,33 @@ def resume(s: Session, svc: Service, skip_build: bool = False) -> Deployment:
         raise PreconditionFailed(f"only a PAUSED service can be resumed, this one is {svc.status}")
     svc.intent = Intent.RUN.value
     svc.resumed_at = utcnow()
-    events.record(s, svc.organization_id, "service", svc.id, "resume", f"Service {svc.name} resumed")
-    dep = new_deployment(s, svc, latest_definition(s, svc), Trigger("RESUME"), skip_build=skip_build)
+    events.record(
+        s, svc.organization_id, "service", svc.id, "resume", f"Service {svc.name} resumed"
+    )
+    dep = new_deployment(
+        s, svc, latest_definition(s, svc), Trigger(TriggerType.RESUME), skip_build=skip_build
+    )
     svc.resume_deployment_id = dep.id
     refresh_status(s, svc)
     return dep
 
 
-def redeploy(s: Session, svc: Service, skip_build: bool, deployment_group: str | None) -> Deployment:
+def redeploy(
+    s: Session, svc: Service, skip_build: bool, deployment_group: str | None
+) -> Deployment:
     if svc.intent != Intent.RUN.value:
         raise PreconditionFailed(f"a {svc.status} service cannot be redeployed")
     if skip_build and svc.last_provisioned_deployment_id is None:
         raise PreconditionFailed("skip_build needs a previous successful build, and there is none")
     definition = latest_definition(s, svc)
-    dep = new_deployment(s, svc, definition, Trigger("REDEPLOY"), skip_build=skip_build)
+    dep = new_deployment(
+        s, svc, definition, Trigger(TriggerType.UNKNOWN_TYPE), skip_build=skip_build
+    )
     if deployment_group:
         dep.deployment_group = deployment_group
-    events.record(s, svc.organization_id, "service", svc.id, "redeploy", f"Service {svc.name} redeployed")
+    events.record(
+        s, svc.organization_id, "service", svc.id, "redeploy", f"Service {svc.name} redeployed"
+    )
     return dep
 
 
@@ -251,14 +332,18 @@ def delete(s: Session, svc: Service) -> None:
         return
     svc.intent = Intent.DELETE.value
     _stop_unfinished(s, svc, "Service deleted")
-    events.record(s, svc.organization_id, "service", svc.id, "delete", f"Service {svc.name} deleting")
+    events.record(
+        s, svc.organization_id, "service", svc.id, "delete", f"Service {svc.name} deleting"
+    )
     refresh_status(s, svc)
 
 
 def cancel(s: Session, dep: Deployment) -> None:
     if DeploymentStatus(dep.status) not in CANCELABLE_DEPLOYMENT_STATUSES:
         raise PreconditionFailed(
-            f"only a PENDING, PROVISIONING or SCHEDULED deployment can be canceled, this one is {dep.status}")
+            "only a PENDING, PROVISIONING or SCHEDULED deployment can be canceled, "
+            f"this one is {dep.status}"
+        )
     set_deployment_status(s, dep, DeploymentStatus.CANCELED, "Deployment canceled")
     svc = s.get(Service, dep.service_id)
     if svc is not None:
@@ -266,13 +351,15 @@ def cancel(s: Session, dep: Deployment) -> None:
 
 
 def live_instances(s: Session, svc: Service) -> int:
-    q = select(func.count()).where(Instance.service_id == svc.id,
-                                   Instance.status.in_([x.value for x in _LIVE_INSTANCE]))
+    q = select(func.count()).where(
+        Instance.service_id == svc.id, Instance.status.in_([x.value for x in _LIVE_INSTANCE])
+    )
     return s.scalar(q) or 0
 
 
 def refresh_status(s: Session, svc: Service) -> AppStatus:
     """Derive the service's status from the facts and record a change."""
+
     def status_of(dep_id: str | None) -> DeploymentStatus | None:
         dep = s.get(Deployment, dep_id) if dep_id else None
         return DeploymentStatus(dep.status) if dep else None
@@ -292,8 +379,15 @@ def refresh_status(s: Session, svc: Service) -> AppStatus:
             svc.paused_at = svc.paused_at or utcnow()
         if status == AppStatus.HEALTHY:
             svc.succeeded_at = utcnow()
-        events.record(s, svc.organization_id, "service", svc.id, "status_change",
-                      f"Service is {status.value.lower()}", {"status": status.value})
+        events.record(
+            s,
+            svc.organization_id,
+            "service",
+            svc.id,
+            "status_change",
+            f"Service is {status.value.lower()}",
+            {"status": status.value},
+        )
     app = s.get(App, svc.app_id)
     if app is not None:
         s.flush()
@@ -306,7 +400,9 @@ def purge(s: Session, svc: Service) -> None:
     for model in (Instance, RegionalDeployment, Deployment):
         for row in s.scalars(select(model).where(model.service_id == svc.id)).all():
             s.delete(row)
-    events.record(s, svc.organization_id, "service", svc.id, "deleted", f"Service {svc.name} deleted")
+    events.record(
+        s, svc.organization_id, "service", svc.id, "deleted", f"Service {svc.name} deleted"
+    )
     s.delete(svc)
 
 
@@ -323,7 +419,9 @@ def delete_app(s: Session, app: App) -> list[Service]:
 
 def pause_app(s: Session, app: App) -> list[Service]:
     """Pause every service that can be paused."""
-    members = [sv for sv in apps.services_of(s, app) if AppStatus(sv.status) in PAUSABLE_SERVICE_STATUSES]
+    members = [
+        sv for sv in apps.services_of(s, app) if AppStatus(sv.status) in PAUSABLE_SERVICE_STATUSES
+    ]
     for svc in members:
         pause(s, svc)
     events.record(s, app.organization_id, "app", app.id, "pause", f"App {app.name} paused")

@@ -59,15 +59,25 @@ def get_organization(s: Session, user_id: str, org_id: str) -> Organization:
 
 
 def create_credential(
-    s: Session, user_id: str, org_id: str, name: str, description: str = "",
+    s: Session,
+    user_id: str,
+    org_id: str,
+    name: str,
+    description: str = "",
     type_: CredentialType = CredentialType.ORGANIZATION,
 ) -> tuple[Credential, str]:
     """A new token for `org_id`, which the user must belong to. The token is returned once."""
     if s.get(Membership, (user_id, org_id)) is None:
         raise PermissionDenied("you are not a member of this organization")
     token = new_token()
-    cred = Credential(token_hash=hash_token(token), name=name, description=description,
-                      type=type_.value, user_id=user_id, organization_id=org_id)
+    cred = Credential(
+        token_hash=hash_token(token),
+        name=name,
+        description=description,
+        type=type_.value,
+        user_id=user_id,
+        organization_id=org_id,
+    )
     s.add(cred)
     s.flush()
     return cred, token

@@ -31,8 +31,9 @@ def list_apps(
     with p.db.session() as s:
         found = app_store.listing(s, who.organization_id, name, pg)
         items = [_render(p, r) for r in found.rows]
-    return wire.ListAppsReply(apps=items, limit=pg.limit, offset=pg.offset, count=found.count,
-                              has_next=found.has_next)
+    return wire.ListAppsReply(
+        apps=items, limit=pg.limit, offset=pg.offset, count=found.count, has_next=found.has_next
+    )
 
 
 @router.post("", operation_id="CreateApp", response_model=wire.AppReply)
@@ -43,13 +44,14 @@ def create_app(
 ) -> wire.AppReply:
     lc = body.life_cycle
     with p.db.session() as s:
-        row = app_store.create(s, who.organization_id, body.name,
-                               bool(lc and lc.delete_when_empty))
+        row = app_store.create(s, who.organization_id, body.name, bool(lc and lc.delete_when_empty))
         return wire.AppReply(app=_render(p, row))
 
 
 @router.get("/{id}", operation_id="GetApp", response_model=wire.AppReply)
-def get_app(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.AppReply:
+def get_app(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> wire.AppReply:
     with p.db.session() as s:
         return wire.AppReply(app=_render(p, app_store.get(s, who.organization_id, id)))
 
@@ -85,7 +87,9 @@ def patch_app(
 
 
 @router.delete("/{id}", operation_id="DeleteApp", response_model=Empty)
-def delete_app(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+def delete_app(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> Empty:
     with p.db.session() as s:
         row = app_store.get(s, who.organization_id, id)
         members = [sv.id for sv in service_store.delete_app(s, row)]
@@ -94,7 +98,9 @@ def delete_app(id: str, who: Principal = Depends(principal), p: Platform = Depen
 
 
 @router.post("/{id}/pause", operation_id="PauseApp", response_model=Empty)
-def pause_app(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+def pause_app(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> Empty:
     with p.db.session() as s:
         row = app_store.get(s, who.organization_id, id)
         members = [sv.id for sv in service_store.pause_app(s, row)]
@@ -103,7 +109,9 @@ def pause_app(id: str, who: Principal = Depends(principal), p: Platform = Depend
 
 
 @router.post("/{id}/resume", operation_id="ResumeApp", response_model=Empty)
-def resume_app(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+def resume_app(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> Empty:
     with p.db.session() as s:
         row = app_store.get(s, who.organization_id, id)
         members = [sv.id for sv in service_store.resume_app(s, row)]

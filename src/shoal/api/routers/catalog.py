@@ -14,8 +14,9 @@ from shoal.store.query import Page
 router = APIRouter(prefix="/v1/catalog", tags=["Catalog"], responses=ERROR_RESPONSES)
 
 
-@router.get("/instances", operation_id="ListCatalogInstances",
-            response_model=wire.ListCatalogInstancesReply)
+@router.get(
+    "/instances", operation_id="ListCatalogInstances", response_model=wire.ListCatalogInstancesReply
+)
 def list_instances(
     id: str | None = Query(None, description="(Optional) A filter for the instance type id"),
     pg: Page = Depends(page),
@@ -25,11 +26,15 @@ def list_instances(
     shown = types[pg.offset : pg.offset + pg.limit]
     return wire.ListCatalogInstancesReply(
         instances=[wire.render_instance(t, p.regions) for t in shown],
-        limit=pg.limit, offset=pg.offset, count=len(types))
+        limit=pg.limit,
+        offset=pg.offset,
+        count=len(types),
+    )
 
 
-@router.get("/instances/{id}", operation_id="GetCatalogInstance",
-            response_model=wire.CatalogInstanceReply)
+@router.get(
+    "/instances/{id}", operation_id="GetCatalogInstance", response_model=wire.CatalogInstanceReply
+)
 def get_instance(id: str, p: Platform = Depends(platform)) -> wire.CatalogInstanceReply:
     t = INSTANCE_TYPES.get(id)
     if t is None:
@@ -50,8 +55,9 @@ def list_regions(
 ) -> wire.ListRegionsReply:
     ids = [r for r in p.regions if id is None or r == id]
     shown = ids[pg.offset : pg.offset + pg.limit]
-    return wire.ListRegionsReply(regions=[_region(p, r) for r in shown], limit=pg.limit,
-                                 offset=pg.offset, count=len(ids))
+    return wire.ListRegionsReply(
+        regions=[_region(p, r) for r in shown], limit=pg.limit, offset=pg.offset, count=len(ids)
+    )
 
 
 @router.get("/regions/{id}", operation_id="GetRegion", response_model=wire.RegionReply)

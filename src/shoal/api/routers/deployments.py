@@ -14,9 +14,12 @@ from shoal.store.tables import Instance, RegionalDeployment, Service
 from shoal.store.tenancy import Principal
 
 router = APIRouter(tags=["Deployments"], responses=ERROR_RESPONSES)
+MAX_REPLICA_INDEX = 2**31 - 1  # the column is a 32-bit integer
 
 
-@router.get("/v1/deployments", operation_id="ListDeployments", response_model=wire.ListDeploymentsReply)
+@router.get(
+    "/v1/deployments", operation_id="ListDeployments", response_model=wire.ListDeploymentsReply
+)
 def list_deployments(
     app_id: str | None = Query(None),
     service_id: str | None = Query(None),
@@ -32,24 +35,38 @@ def list_deployments(
         items = []
         for d in found.rows:
             sv = svcs.get(d.service_id)
-            role = wire.role_of(d, sv.active_deployment_id if sv else None,
-                                sv.latest_deployment_id if sv else None)
+            role = wire.role_of(
+                d, sv.active_deployment_id if sv else None, sv.latest_deployment_id if sv else None
+            )
             items.append(wire.render(d, role))
-    return wire.ListDeploymentsReply(deployments=items, limit=pg.limit, offset=pg.offset,
-                                     count=found.count, has_next=found.has_next)
+    return wire.ListDeploymentsReply(
+        deployments=items,
+        limit=pg.limit,
+        offset=pg.offset,
+        count=found.count,
+        has_next=found.has_next,
+    )
 
 
-@router.get("/v1/deployments/{id}", operation_id="GetDeployment", response_model=wire.DeploymentReply)
-def get_deployment(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.DeploymentReply:
+@router.get(
+    "/v1/deployments/{id}", operation_id="GetDeployment", response_model=wire.DeploymentReply
+)
+def get_deployment(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> wire.DeploymentReply:
     with p.db.session() as s:
         d = service_store.get_deployment(s, who.organization_id, id)
         sv = s.get(Service, d.service_id)
-        role = wire.role_of(d, sv.active_deployment_id if sv else None, sv.latest_deployment_id if sv else None)
+        role = wire.role_of(
+            d, sv.active_deployment_id if sv else None, sv.latest_deployment_id if sv else None
+        )
         return wire.DeploymentReply(deployment=wire.render(d, role))
 
 
 @router.post("/v1/deployments/{id}/cancel", operation_id="CancelDeployment", response_model=Empty)
-def cancel_deployment(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+def cancel_deployment(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> Empty:
     with p.db.session() as s:
         d = service_store.get_deployment(s, who.organization_id, id)
         service_store.cancel(s, d)
@@ -57,8 +74,11 @@ def cancel_deployment(id: str, who: Principal = Depends(principal), p: Platform 
     return Empty()
 
 
-@router.get("/v1/regional_deployments", operation_id="ListRegionalDeployments",
-            response_model=wire.ListRegionalDeploymentsReply)
+@router.get(
+    "/v1/regional_deployments",
+    operation_id="ListRegionalDeployments",
+    response_model=wire.ListRegionalDeploymentsReply,
+)
 def list_regional_deployments(
     deployment_id: str | None = Query(None),
     pg: Page = Depends(page),
@@ -69,15 +89,23 @@ def list_regional_deployments(
     if deployment_id:
         q = q.where(RegionalDeployment.deployment_id == deployment_id)
     with p.db.session() as s:
-        found = paginate(s, q.order_by(RegionalDeployment.created_at.desc(), RegionalDeployment.region), pg)
+        newest_first = q.order_by(RegionalDeployment.created_at.desc(), RegionalDeployment.region)
+        found = paginate(s, newest_first, pg)
         items = [wire.render_regional(r) for r in found.rows]
-    return wire.ListRegionalDeploymentsReply(regional_deployments=items, limit=pg.limit,
-                                             offset=pg.offset, count=found.count,
-                                             has_next=found.has_next)
+    return wire.ListRegionalDeploymentsReply(
+        regional_deployments=items,
+        limit=pg.limit,
+        offset=pg.offset,
+        count=found.count,
+        has_next=found.has_next,
+    )
 
 
-@router.get("/v1/regional_deployments/{id}", operation_id="GetRegionalDeployment",
-            response_model=wire.RegionalDeploymentReply)
+@router.get(
+    "/v1/regional_deployments/{id}",
+    operation_id="GetRegionalDeployment",
+    response_model=wire.RegionalDeploymentReply,
+)
 def get_regional_deployment(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.RegionalDeploymentReply:
@@ -93,7 +121,7 @@ def list_instances(
     deployment_id: str | None = Query(None),
     regional_deployment_id: str | None = Query(None),
     allocation_id: str | None = Query(None),
-    replica_index: str | None = Query(None),
+    replica_index: int | None = Query(None, ge=0, le=MAX_REPLICA_INDEX),
     statuses: list[str] = Query([]),
     order: str | None = Query(None),
     starting_time: str | None = Query(None),
@@ -103,14 +131,17 @@ def list_instances(
     p: Platform = Depends(platform),
 ) -> wire.ListInstancesReply:
     q = select(Instance).where(Instance.organization_id == who.organization_id)
-    for column, value in ((Instance.app_id, app_id), (Instance.service_id, service_id),
-                          (Instance.deployment_id, deployment_id),
-                          (Instance.regional_deployment_id, regional_deployment_id),
-                          (Instance.id, allocation_id)):
+    for column, value in (
+        (Instance.app_id, app_id),
+        (Instance.service_id, service_id),
+        (Instance.deployment_id, deployment_id),
+        (Instance.regional_deployment_id, regional_deployment_id),
+        (Instance.id, allocation_id),
+    ):
         if value:
             q = q.where(column == value)
-    if replica_index and replica_index.isdigit():
-        q = q.where(Instance.replica_index == int(replica_index))
+    if replica_index is not None:
+        q = q.where(Instance.replica_index == replica_index)
     if statuses:
         q = q.where(Instance.status.in_(statuses))
     desc = newest_first(order)
@@ -118,14 +149,19 @@ def list_instances(
     with p.db.session() as s:
         found = paginate(s, q, pg)
         items = [wire.render_instance(r) for r in found.rows]
-    return wire.ListInstancesReply(instances=items, limit=pg.limit, offset=pg.offset,
-                                   count=found.count, order="desc" if desc else "asc")
+    return wire.ListInstancesReply(
+        instances=items,
+        limit=pg.limit,
+        offset=pg.offset,
+        count=found.count,
+        order="desc" if desc else "asc",
+    )
 
 
 @router.get("/v1/instances/{id}", operation_id="GetInstance", response_model=wire.InstanceReply)
-def get_instance(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.InstanceReply:
+def get_instance(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> wire.InstanceReply:
     with p.db.session() as s:
         row = find(s, Instance, who.organization_id, id, "instance")
         return wire.InstanceReply(instance=wire.render_instance(row))
-
-

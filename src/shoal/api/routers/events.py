@@ -18,21 +18,54 @@ router = APIRouter(tags=["Events"], responses=ERROR_RESPONSES)
 
 
 def _listing(
-    kind: str, id_field: str, item: type[wire.EventBase], reply: type[BaseModel],
-    who: Principal, p: Platform, ids: list[str], types: list[str], order: str | None, pg: Page,
+    kind: str,
+    id_field: str,
+    item: type[wire.EventBase],
+    reply: type[BaseModel],
+    who: Principal,
+    p: Platform,
+    ids: list[str],
+    types: list[str],
+    order: str | None,
+    pg: Page,
 ) -> Any:
     desc = newest_first(order)
     with p.db.session() as s:
         found = event_store.list_events(s, who.organization_id, kind, ids, types, pg, desc)
-        events = [item.model_validate({
-            "id": e.id, "when": e.when, "organization_id": e.organization_id, "type": e.type,
-            "message": e.message, "metadata": e.meta, id_field: e.subject_id}) for e in found.rows]
-    return reply.model_validate({"events": events, "limit": pg.limit, "offset": pg.offset,
-                                 "order": "desc" if desc else "asc", "has_next": found.has_next})
+        events = [
+            item.model_validate(
+                {
+                    "id": e.id,
+                    "when": e.when,
+                    "organization_id": e.organization_id,
+                    "type": e.type,
+                    "message": e.message,
+                    "metadata": e.meta,
+                    id_field: e.subject_id,
+                }
+            )
+            for e in found.rows
+        ]
+    return reply.model_validate(
+        {
+            "events": events,
+            "limit": pg.limit,
+            "offset": pg.offset,
+            "order": "desc" if desc else "asc",
+            "has_next": found.has_next,
+        }
+    )
 
 
-def _route(path: str, op: str, kind: str, id_param: str, id_field: str,
-           item: type[wire.EventBase], reply: type[BaseModel]) -> None:
+def _route(
+    path: str,
+    op: str,
+    kind: str,
+    id_param: str,
+    id_field: str,
+    item: type[wire.EventBase],
+    reply: type[BaseModel],
+) -> None:
     def endpoint(
         ids: list[str] = Query([], alias=id_param),
         types: list[str] = Query([]),
@@ -48,18 +81,51 @@ def _route(path: str, op: str, kind: str, id_param: str, id_field: str,
 
 
 _ROUTES: list[tuple[str, str, str, str, str, type[wire.EventBase], type[BaseModel]]] = [
-    ("/v1/app_events", "ListAppEvents", "app", "app_id", "app_id", wire.AppEvent,
-     wire.ListAppEventsReply),
-    ("/v1/service_events", "ListServiceEvents", "service", "service_id", "service_id",
-     wire.ServiceEvent, wire.ListServiceEventsReply),
-    ("/v1/deployment_events", "ListDeploymentEvents", "deployment", "deployment_id",
-     "deployment_id", wire.DeploymentEvent, wire.ListDeploymentEventsReply),
-    ("/v1/regional_deployment_events", "ListRegionalDeploymentEvents", "regional_deployment",
-     "regional_deployment_id", "regional_deployment_id", wire.RegionalDeploymentEvent,
-     wire.ListRegionalDeploymentEventsReply),
-    ("/v1/instance_events", "ListInstanceEvents", "instance", "instance_ids", "instance_id",
-     wire.InstanceEvent, wire.ListInstanceEventsReply),
+    (
+        "/v1/app_events",
+        "ListAppEvents",
+        "app",
+        "app_id",
+        "app_id",
+        wire.AppEvent,
+        wire.ListAppEventsReply,
+    ),
+    (
+        "/v1/service_events",
+        "ListServiceEvents",
+        "service",
+        "service_id",
+        "service_id",
+        wire.ServiceEvent,
+        wire.ListServiceEventsReply,
+    ),
+    (
+        "/v1/deployment_events",
+        "ListDeploymentEvents",
+        "deployment",
+        "deployment_id",
+        "deployment_id",
+        wire.DeploymentEvent,
+        wire.ListDeploymentEventsReply,
+    ),
+    (
+        "/v1/regional_deployment_events",
+        "ListRegionalDeploymentEvents",
+        "regional_deployment",
+        "regional_deployment_id",
+        "regional_deployment_id",
+        wire.RegionalDeploymentEvent,
+        wire.ListRegionalDeploymentEventsReply,
+    ),
+    (
+        "/v1/instance_events",
+        "ListInstanceEvents",
+        "instance",
+        "instance_ids",
+        "instance_id",
+        wire.InstanceEvent,
+        wire.ListInstanceEventsReply,
+    ),
 ]
 for _path, _op, _kind, _param, _field, _item, _reply in _ROUTES:
     _route(_path, _op, _kind, _param, _field, _item, _reply)
-

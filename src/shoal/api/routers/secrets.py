@@ -18,16 +18,26 @@ router = APIRouter(prefix="/v1/secrets", tags=["Secrets"], responses=ERROR_RESPO
 
 
 def _render(box: SecretBox, row: Secret) -> wire.Secret:
-    out = wire.Secret(id=row.id, name=row.name, organization_id=row.organization_id,
-                      type=SecretType(row.type), created_at=row.created_at, updated_at=row.updated_at)
+    out = wire.Secret(
+        id=row.id,
+        name=row.name,
+        organization_id=row.organization_id,
+        type=SecretType(row.type),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
     registry = secret_store.public_registry(box, row)
     if registry is not None:
         setattr(out, registry[0], registry[1])
     return out
 
 
-@router.get("", operation_id="ListSecrets", response_model=wire.ListSecretsReply,
-            response_model_exclude_none=True)
+@router.get(
+    "",
+    operation_id="ListSecrets",
+    response_model=wire.ListSecretsReply,
+    response_model_exclude_none=True,
+)
 def list_secrets(
     name: str | None = Query(None),
     types: list[SecretType] = Query([]),
@@ -42,22 +52,39 @@ def list_secrets(
     return wire.ListSecretsReply(secrets=items, limit=pg.limit, offset=pg.offset, count=found.count)
 
 
-@router.post("", operation_id="CreateSecret", response_model=wire.SecretReply,
-             response_model_exclude_none=True)
+@router.post(
+    "",
+    operation_id="CreateSecret",
+    response_model=wire.SecretReply,
+    response_model_exclude_none=True,
+)
 def create_secret(
     body: wire.SecretBody = Body(...),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.SecretReply:
     with p.db.session() as s:
-        row = secret_store.create(s, p.box, who.organization_id, body.name,
-                                  body.type or SecretType.SIMPLE, body.value, body.registry())
+        row = secret_store.create(
+            s,
+            p.box,
+            who.organization_id,
+            body.name,
+            body.type or SecretType.SIMPLE,
+            body.value,
+            body.registry(),
+        )
         return wire.SecretReply(secret=_render(p.box, row))
 
 
-@router.get("/{id}", operation_id="GetSecret", response_model=wire.SecretReply,
-            response_model_exclude_none=True)
-def get_secret(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.SecretReply:
+@router.get(
+    "/{id}",
+    operation_id="GetSecret",
+    response_model=wire.SecretReply,
+    response_model_exclude_none=True,
+)
+def get_secret(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> wire.SecretReply:
     with p.db.session() as s:
         return wire.SecretReply(secret=_render(p.box, secret_store.get(s, who.organization_id, id)))
 
@@ -69,8 +96,12 @@ def _update(id: str, body: wire.SecretBody, who: Principal, p: Platform) -> wire
         return wire.SecretReply(secret=_render(p.box, row))
 
 
-@router.put("/{id}", operation_id="UpdateSecret", response_model=wire.SecretReply,
-            response_model_exclude_none=True)
+@router.put(
+    "/{id}",
+    operation_id="UpdateSecret",
+    response_model=wire.SecretReply,
+    response_model_exclude_none=True,
+)
 def update_secret(
     id: str,
     body: wire.SecretBody = Body(...),
@@ -81,8 +112,12 @@ def update_secret(
     return _update(id, body, who, p)
 
 
-@router.patch("/{id}", operation_id="UpdateSecret2", response_model=wire.SecretReply,
-              response_model_exclude_none=True)
+@router.patch(
+    "/{id}",
+    operation_id="UpdateSecret2",
+    response_model=wire.SecretReply,
+    response_model_exclude_none=True,
+)
 def patch_secret(
     id: str,
     body: wire.SecretBody = Body(...),
@@ -94,7 +129,9 @@ def patch_secret(
 
 
 @router.delete("/{id}", operation_id="DeleteSecret", response_model=Empty)
-def delete_secret(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+def delete_secret(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> Empty:
     with p.db.session() as s:
         s.delete(secret_store.get(s, who.organization_id, id))
     return Empty()

@@ -13,6 +13,7 @@ from shoal.api.schemas import services as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.core.defaults import complete
 from shoal.core.definition import DeploymentDefinition
+from shoal.core.enums import TriggerType
 from shoal.core.errors import FieldError, InvalidArgument
 from shoal.core.validation import check
 from shoal.store import apps as app_store
@@ -25,7 +26,10 @@ router = APIRouter(prefix="/v1/services", tags=["Services"], responses=ERROR_RES
 
 
 def _prepared(
-    s: Session, p: Platform, org_id: str, definition: DeploymentDefinition | None,
+    s: Session,
+    p: Platform,
+    org_id: str,
+    definition: DeploymentDefinition | None,
     service_id: str | None,
 ) -> DeploymentDefinition:
     """The definition with Koyeb's defaults, or InvalidArgument naming every bad field."""
@@ -52,11 +56,13 @@ def list_services(
     p: Platform = Depends(platform),
 ) -> wire.ListServicesReply:
     with p.db.session() as s:
-        found = service_store.listing(s, who.organization_id, app_id, name, types, statuses,
-                                      regions, pg)
+        found = service_store.listing(
+            s, who.organization_id, app_id, name, types, statuses, regions, pg
+        )
         items = [wire.render(r) for r in found.rows]
-    return wire.ListServicesReply(services=items, limit=pg.limit, offset=pg.offset,
-                                  count=found.count, has_next=found.has_next)
+    return wire.ListServicesReply(
+        services=items, limit=pg.limit, offset=pg.offset, count=found.count, has_next=found.has_next
+    )
 
 
 @router.post("", operation_id="CreateService", response_model=wire.ServiceReply)
@@ -80,17 +86,26 @@ def create_service(
 
 
 @router.get("/{id}", operation_id="GetService", response_model=wire.ServiceReply)
-def get_service(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> wire.ServiceReply:
+def get_service(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> wire.ServiceReply:
     with p.db.session() as s:
         return wire.ServiceReply(service=wire.render(service_store.get(s, who.organization_id, id)))
 
 
-def _merged(current: DeploymentDefinition, patch: dict[str, Any], mask: str | None) -> DeploymentDefinition:
-    """PATCH: the fields in the body (or only those the update mask names) replace the current ones."""
+def _merged(
+    current: DeploymentDefinition, patch: dict[str, Any], mask: str | None
+) -> DeploymentDefinition:
+    """PATCH: the fields in the body (or only those the update mask names) replace the current
+    ones."""
     base = current.model_dump(mode="json", exclude_none=True)
-    fields = patch.keys()
+    fields: set[str] = set(patch)
     if mask:
-        fields = {m.strip().removeprefix("definition.").split(".")[0] for m in mask.split(",") if m.strip()}
+        fields = {
+            m.strip().removeprefix("definition.").split(".")[0]
+            for m in mask.split(",")
+            if m.strip()
+        }
     for f in fields:
         if f in patch:
             base[f] = patch[f]
@@ -100,8 +115,13 @@ def _merged(current: DeploymentDefinition, patch: dict[str, Any], mask: str | No
 
 
 def _update(
-    id: str, body: wire.UpdateService, who: Principal, p: Platform, dry_run: bool,
-    patch_mask: str | None, is_patch: bool,
+    id: str,
+    body: wire.UpdateService,
+    who: Principal,
+    p: Platform,
+    dry_run: bool,
+    patch_mask: str | None,
+    is_patch: bool,
 ) -> wire.ServiceReply:
     with p.db.session(commit=not dry_run) as s:
         svc = service_store.get(s, who.organization_id, id)
@@ -110,8 +130,14 @@ def _update(
             given = definition.model_dump(mode="json", exclude_unset=True)
             definition = _merged(service_store.latest_definition(s, svc), given, patch_mask)
         full = _prepared(s, p, who.organization_id, definition, svc.id)
-        service_store.new_deployment(s, svc, full, service_store.Trigger("WEB"),
-                                     save_only=bool(body.save_only), skip_build=bool(body.skip_build))
+        service_store.new_deployment(
+            s,
+            svc,
+            full,
+            service_store.Trigger(TriggerType.UNKNOWN_TYPE),
+            save_only=bool(body.save_only),
+            skip_build=bool(body.skip_build),
+        )
         s.flush()
         reply = wire.ServiceReply(service=wire.render(svc))
     if not dry_run:
@@ -144,7 +170,9 @@ def patch_service(
 
 
 @router.delete("/{id}", operation_id="DeleteService", response_model=Empty)
-def delete_service(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+def delete_service(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> Empty:
     with p.db.session() as s:
         svc = service_store.get(s, who.organization_id, id)
         service_store.delete(s, svc)
@@ -153,7 +181,9 @@ def delete_service(id: str, who: Principal = Depends(principal), p: Platform = D
 
 
 @router.post("/{id}/pause", operation_id="PauseService", response_model=Empty)
-def pause_service(id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)) -> Empty:
+def pause_service(
+    id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
+) -> Empty:
     with p.db.session() as s:
         svc = service_store.get(s, who.organization_id, id)
         service_store.pause(s, svc)
@@ -185,7 +215,9 @@ def redeploy_service(
 ) -> dwire.DeploymentReply:
     with p.db.session() as s:
         svc: Service = service_store.get(s, who.organization_id, id)
-        dep: Deployment = service_store.redeploy(s, svc, bool(body.skip_build), body.deployment_group)
+        dep: Deployment = service_store.redeploy(
+            s, svc, bool(body.skip_build), body.deployment_group
+        )
         s.flush()
         role = dwire.role_of(dep, svc.active_deployment_id, svc.latest_deployment_id)
         reply = dwire.DeploymentReply(deployment=dwire.render(dep, role))

@@ -60,7 +60,9 @@ class App(AppListItem):
 class CreateApp(In):
     name: str | None = None
     life_cycle: AppLifeCycleIn | None = None
-    project_id: str | None = Field(default=None, description="Accepted and ignored: shoal has no projects")
+    project_id: str | None = Field(
+        default=None, description="Accepted and ignored: shoal has no projects"
+    )
 
 
 class UpdateApp(In):

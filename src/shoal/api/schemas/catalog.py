@@ -63,7 +63,8 @@ class ListRegionsReply(Out):
 def render_instance(t: InstanceType, offered: tuple[str, ...]) -> CatalogInstance:
     return CatalogInstance(
         id=t.id,
-        description=f"{t.vcpu_shares:g} vCPU, {format_size(t.memory_mb)} RAM, {format_size(t.disk_mb)} disk",
+        description=f"{t.vcpu_shares:g} vCPU, {format_size(t.memory_mb)} RAM, "
+        f"{format_size(t.disk_mb)} disk",
         vcpu=t.vcpu,
         memory=format_size(t.memory_mb),
         disk=format_size(t.disk_mb),
@@ -94,5 +95,3 @@ def render_region(r: Region, instance_ids: list[str]) -> CatalogRegion:
         volumes_enabled=False,
         scope="metropolitan",
     )
-
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class Out(BaseModel):
@@ -15,6 +15,14 @@ class In(BaseModel):
     """Base of request models: unknown fields are refused, named in the error."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # Neither PostgreSQL text nor a process environment (secrets end up in one) holds a NUL.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class ErrorField(Out):
@@ -43,4 +51,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     404: {"model": Error, "description": "Returned when the resource does not exist."},
     409: {"model": ErrorWithFields, "description": "Returned when the name is taken."},
     413: {"model": Error, "description": "Returned when the body is too large."},
+    # Every other client error (405, 429...) has the same body. Declaring it also keeps
+    # FastAPI from documenting a 422 this API never answers (its validation errors are 400s).
+    "4XX": {"model": Error, "description": "Any other client error."},
 }

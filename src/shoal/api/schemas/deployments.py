@@ -12,6 +12,7 @@ from shoal.core.enums import (
     DeploymentRole,
     DeploymentStatus,
     InstanceStatus,
+    RegionalDeploymentStatus,
 )
 from shoal.store.tables import Deployment as DeploymentRow
 from shoal.store.tables import Instance as InstanceRow
@@ -97,7 +98,7 @@ class RegionalDeploymentListItem(Out):
     created_at: datetime
     updated_at: datetime
     region: str
-    status: DeploymentStatus
+    status: RegionalDeploymentStatus
     messages: list[str]
     definition: dict[str, Any]
 
@@ -145,7 +146,7 @@ def render_regional(row: RegionalRow) -> RegionalDeployment:
         service_id=row.service_id,
         deployment_id=row.deployment_id,
         region=row.region,
-        status=DeploymentStatus(row.status),
+        status=RegionalDeploymentStatus(row.status),
         messages=list(row.messages),
         definition=row.definition,
         version=str(row.version),

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import model_validator
-
 from shoal.api.schemas.common import In, Out
 from shoal.core.enums import SecretType
 
@@ -48,17 +46,16 @@ class SecretBody(In):
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    @model_validator(mode="after")
-    def _value_has_no_nul(self) -> SecretBody:
-        if self.value is not None and "\x00" in self.value:
-            raise ValueError("value must not contain NUL characters")
-        return self
-
     def registry(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for kind in (
-            "docker_hub_registry", "private_registry", "digital_ocean_registry", "github_registry",
-            "gitlab_registry", "gcp_container_registry", "azure_container_registry",
+            "docker_hub_registry",
+            "private_registry",
+            "digital_ocean_registry",
+            "github_registry",
+            "gitlab_registry",
+            "gcp_container_registry",
+            "azure_container_registry",
         ):
             config = getattr(self, kind)
             if config is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from shoal.api.schemas.common import In, Out
 from shoal.core.definition import DeploymentDefinition
 from shoal.core.enums import AppStatus, ServiceType
@@ -64,7 +66,7 @@ class UpdateService(In):
 
 
 class RedeployRequest(In):
-    deployment_group: str | None = None
+    deployment_group: str | None = Field(None, max_length=64)
     sha: str | None = None
     use_cache: bool | None = None
     skip_build: bool | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import Field
+
 from shoal.api.schemas.common import In, Out
 from shoal.core.enums import CredentialType
 
@@ -23,8 +25,8 @@ class OrganizationReply(Out):
 
 
 class CreateCredential(In):
-    name: str | None = None
-    description: str | None = None
+    name: str | None = Field(None, max_length=128)
+    description: str | None = Field(None, max_length=512)
     type: CredentialType | None = None
     organization_id: str | None = None
 

@@ -1,0 +1,49 @@
+"""Health-check timing and verdicts."""
+
+from __future__ import annotations
+
+from shoal.core.health import Policy, Probe, Verdict, next_probe_at, record, verdict
+
+POLICY = Policy(grace_period=5, interval=30, timeout=5, restart_limit=3)
+
+
+def test_every_second_at_start_then_at_the_interval():
+    p = Probe(started_at=100.0)
+    assert next_probe_at(POLICY, p) == 100.0
+    p = record(POLICY, p, False, "connection refused", 100.0)
+    assert next_probe_at(POLICY, p) == 101.0
+    p = record(POLICY, p, True, "", 101.0)
+    assert next_probe_at(POLICY, p) == 131.0
+
+
+def test_failures_in_the_grace_period_do_not_count():
+    p = Probe(started_at=0.0)
+    for t in range(5):
+        p = record(POLICY, p, False, "connection refused", float(t))
+    assert p.failures == 0
+    assert verdict(POLICY, [p]) == Verdict.STARTING
+    for t in range(5, 8):
+        p = record(POLICY, p, False, "connection refused", float(t))
+    assert p.failures == 3
+    assert verdict(POLICY, [p]) == Verdict.FAILED
+    assert p.last_error == "connection refused"
+
+
+def test_healthy_then_unhealthy_then_restart():
+    p = record(POLICY, Probe(started_at=0.0), True, "", 1.0)
+    assert verdict(POLICY, [p]) == Verdict.HEALTHY
+    p = record(POLICY, p, False, "timeout", 31.0)
+    assert verdict(POLICY, [p]) == Verdict.UNHEALTHY
+    p = record(POLICY, p, True, "", 61.0)
+    assert verdict(POLICY, [p]) == Verdict.HEALTHY
+    for t in (91.0, 121.0, 151.0):
+        p = record(POLICY, p, False, "timeout", t)
+    assert verdict(POLICY, [p]) == Verdict.RESTART
+
+
+def test_all_ports_must_pass():
+    ok = record(POLICY, Probe(started_at=0.0), True, "", 1.0)
+    starting = record(POLICY, Probe(started_at=0.0), False, "refused", 1.0)
+    assert verdict(POLICY, [ok, starting]) == Verdict.STARTING
+    assert verdict(POLICY, [ok, ok]) == Verdict.HEALTHY
+    assert verdict(POLICY, []) == Verdict.HEALTHY

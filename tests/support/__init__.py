@@ -1,0 +1,1 @@
+"""Helpers shared by tests: real components started on loopback, and what they need."""
