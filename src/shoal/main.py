@@ -161,4 +161,7 @@ def up(
             db.dispose()
         log.info("stopped")
 
-    asyncio.run(serve())
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from shoal.core.errors import FieldError, InvalidArgument, Unauthenticated
 from shoal.store import tenancy
@@ -18,6 +20,33 @@ from shoal.store.tables import Organization
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
 MAX_OFFSET = 2**63 - 1  # the largest integer the databases take
+# How long a verified token is trusted without asking the store again. A credential deleted
+# through this process is forgotten at once; through another API process, within this time.
+TOKEN_TTL_S = 30.0
+
+
+class PrincipalCache:
+    """Verified tokens (by hash) -> who they are: one dict lookup instead of a query."""
+
+    def __init__(self, ttl: float = TOKEN_TTL_S) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, tenancy.Principal]] = {}
+
+    def get(self, token_hash: str) -> tenancy.Principal | None:
+        entry = self._entries.get(token_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token_hash: str, who: tenancy.Principal) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[token_hash] = (time.monotonic() + self._ttl, who)
+
+    def forget(self, credential_id: str) -> None:
+        for key, (_, who) in list(self._entries.items()):
+            if who.credential_id == credential_id:
+                del self._entries[key]
 
 
 @dataclass
@@ -27,6 +56,7 @@ class Platform:
     regions: tuple[str, ...]  # regions offered, the first is the default
     base_domain: str
     hint: Callable[[Iterable[str]], None] = lambda _ids: None  # wake the control loop
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
     _org_names: dict[str, str] = field(default_factory=dict)
 
     def org_name(self, org_id: str) -> str:
@@ -40,7 +70,10 @@ class Platform:
         return name
 
 
-def platform(request: Request) -> Platform:
+# Dependencies are `async def` where they do no blocking I/O: a sync one costs a thread hop.
+
+
+async def platform(request: Request) -> Platform:
     p: Platform = request.app.state.platform
     return p
 
@@ -50,7 +83,7 @@ def platform(request: Request) -> Platform:
 BEARER = HTTPBearer(scheme_name="Bearer", auto_error=False)
 
 
-def principal(
+async def principal(
     request: Request,
     p: Platform = Depends(platform),
     _declared: HTTPAuthorizationCredentials | None = Depends(BEARER),
@@ -62,11 +95,20 @@ def principal(
     token = token.strip()
     if not token:
         raise Unauthenticated("Missing API token: send 'Authorization: Bearer <token>'")
-    with p.db.session() as s:
-        return tenancy.authenticate(s, token)
+    token_hash = tenancy.hash_token(token)
+    who = p.principals.get(token_hash)
+    if who is None:
+        who = await run_in_threadpool(_authenticate, p, token_hash)
+        p.principals.put(token_hash, who)
+    return who
 
 
-def page(
+def _authenticate(p: Platform, token_hash: str) -> tenancy.Principal:
+    with p.db.session(commit=False) as s:
+        return tenancy.authenticate(s, token_hash)
+
+
+async def page(
     limit: int | None = Query(
         None,
         ge=0,
@@ -80,7 +122,7 @@ def page(
     return Page(limit=limit or DEFAULT_LIMIT, offset=offset or 0)
 
 
-def no_nul(request: Request) -> None:
+async def no_nul(request: Request) -> None:
     """Refuse a NUL character in the path or the query (PostgreSQL takes none in text)."""
     params = [*request.path_params.items(), *request.query_params.multi_items()]
     bad = [

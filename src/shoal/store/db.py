@@ -42,8 +42,10 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
         if self.url.startswith("sqlite"):
+            # As many connections as the API has worker threads: no request waits for one,
+            # and none is opened (with its pragmas) per request.
             self.engine: Engine = create_engine(
-                self.url, connect_args={"check_same_thread": False}, pool_size=8, max_overflow=8
+                self.url, connect_args={"check_same_thread": False}, pool_size=40, max_overflow=8
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:

@@ -33,8 +33,9 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def authenticate(s: Session, token: str) -> Principal:
-    cred = s.scalars(select(Credential).where(Credential.token_hash == hash_token(token))).first()
+def authenticate(s: Session, token_hash: str) -> Principal:
+    """Who the token with this SHA-256 is (see `hash_token`), or Unauthenticated."""
+    cred = s.scalars(select(Credential).where(Credential.token_hash == token_hash)).first()
     if cred is None or (cred.expires_at is not None and cred.expires_at <= utcnow()):
         raise Unauthenticated()
     return Principal(cred.user_id, cred.organization_id, cred.id)

@@ -21,14 +21,14 @@ def _render(p: Platform, row: App) -> wire.App:
 
 
 @router.get("", operation_id="ListApps", response_model=wire.ListAppsReply)
-def list_apps(
+async def list_apps(
     name: str | None = Query(None, description="(Optional) A filter for name"),
     project_id: str | None = Query(None, description="Accepted and ignored: shoal has no projects"),
     pg: Page = Depends(page),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListAppsReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         found = app_store.listing(s, who.organization_id, name, pg)
         items = [_render(p, r) for r in found.rows]
     return wire.ListAppsReply(
@@ -49,10 +49,10 @@ def create_app(
 
 
 @router.get("/{id}", operation_id="GetApp", response_model=wire.AppReply)
-def get_app(
+async def get_app(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.AppReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         return wire.AppReply(app=_render(p, app_store.get(s, who.organization_id, id)))
 
 

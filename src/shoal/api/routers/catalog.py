@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/catalog", tags=["Catalog"], responses=ERROR_RESPO
 @router.get(
     "/instances", operation_id="ListCatalogInstances", response_model=wire.ListCatalogInstancesReply
 )
-def list_instances(
+async def list_instances(
     id: str | None = Query(None, description="(Optional) A filter for the instance type id"),
     pg: Page = Depends(page),
     p: Platform = Depends(platform),
@@ -35,7 +35,7 @@ def list_instances(
 @router.get(
     "/instances/{id}", operation_id="GetCatalogInstance", response_model=wire.CatalogInstanceReply
 )
-def get_instance(id: str, p: Platform = Depends(platform)) -> wire.CatalogInstanceReply:
+async def get_instance(id: str, p: Platform = Depends(platform)) -> wire.CatalogInstanceReply:
     t = INSTANCE_TYPES.get(id)
     if t is None:
         raise NotFound("instance type")
@@ -48,7 +48,7 @@ def _region(p: Platform, region_id: str) -> wire.CatalogRegion:
 
 
 @router.get("/regions", operation_id="ListRegions", response_model=wire.ListRegionsReply)
-def list_regions(
+async def list_regions(
     id: str | None = Query(None, description="(Optional) A filter for the region id"),
     pg: Page = Depends(page),
     p: Platform = Depends(platform),
@@ -61,7 +61,7 @@ def list_regions(
 
 
 @router.get("/regions/{id}", operation_id="GetRegion", response_model=wire.RegionReply)
-def get_region(id: str, p: Platform = Depends(platform)) -> wire.RegionReply:
+async def get_region(id: str, p: Platform = Depends(platform)) -> wire.RegionReply:
     if id not in p.regions:
         raise NotFound("region")
     return wire.RegionReply(region=_region(p, id))

@@ -20,7 +20,7 @@ MAX_REPLICA_INDEX = 2**31 - 1  # the column is a 32-bit integer
 @router.get(
     "/v1/deployments", operation_id="ListDeployments", response_model=wire.ListDeploymentsReply
 )
-def list_deployments(
+async def list_deployments(
     app_id: str | None = Query(None),
     service_id: str | None = Query(None),
     statuses: list[str] = Query([]),
@@ -28,7 +28,7 @@ def list_deployments(
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListDeploymentsReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         found = service_store.deployments(s, who.organization_id, app_id, service_id, statuses, pg)
         ids = {d.service_id for d in found.rows}
         svcs = {sv.id: sv for sv in s.scalars(select(Service).where(Service.id.in_(ids))).all()}
@@ -51,10 +51,10 @@ def list_deployments(
 @router.get(
     "/v1/deployments/{id}", operation_id="GetDeployment", response_model=wire.DeploymentReply
 )
-def get_deployment(
+async def get_deployment(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.DeploymentReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         d = service_store.get_deployment(s, who.organization_id, id)
         sv = s.get(Service, d.service_id)
         role = wire.role_of(
@@ -79,7 +79,7 @@ def cancel_deployment(
     operation_id="ListRegionalDeployments",
     response_model=wire.ListRegionalDeploymentsReply,
 )
-def list_regional_deployments(
+async def list_regional_deployments(
     deployment_id: str | None = Query(None),
     pg: Page = Depends(page),
     who: Principal = Depends(principal),
@@ -88,7 +88,7 @@ def list_regional_deployments(
     q = select(RegionalDeployment).where(RegionalDeployment.organization_id == who.organization_id)
     if deployment_id:
         q = q.where(RegionalDeployment.deployment_id == deployment_id)
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         newest_first = q.order_by(RegionalDeployment.created_at.desc(), RegionalDeployment.region)
         found = paginate(s, newest_first, pg)
         items = [wire.render_regional(r) for r in found.rows]
@@ -106,16 +106,16 @@ def list_regional_deployments(
     operation_id="GetRegionalDeployment",
     response_model=wire.RegionalDeploymentReply,
 )
-def get_regional_deployment(
+async def get_regional_deployment(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.RegionalDeploymentReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         row = find(s, RegionalDeployment, who.organization_id, id, "regional deployment")
         return wire.RegionalDeploymentReply(regional_deployment=wire.render_regional(row))
 
 
 @router.get("/v1/instances", operation_id="ListInstances", response_model=wire.ListInstancesReply)
-def list_instances(
+async def list_instances(
     app_id: str | None = Query(None),
     service_id: str | None = Query(None),
     deployment_id: str | None = Query(None),
@@ -146,7 +146,7 @@ def list_instances(
         q = q.where(Instance.status.in_(statuses))
     desc = newest_first(order)
     q = q.order_by(Instance.created_at.desc() if desc else Instance.created_at, Instance.id)
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         found = paginate(s, q, pg)
         items = [wire.render_instance(r) for r in found.rows]
     return wire.ListInstancesReply(
@@ -159,9 +159,9 @@ def list_instances(
 
 
 @router.get("/v1/instances/{id}", operation_id="GetInstance", response_model=wire.InstanceReply)
-def get_instance(
+async def get_instance(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.InstanceReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         row = find(s, Instance, who.organization_id, id, "instance")
         return wire.InstanceReply(instance=wire.render_instance(row))

@@ -30,7 +30,7 @@ def _listing(
     pg: Page,
 ) -> Any:
     desc = newest_first(order)
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         found = event_store.list_events(s, who.organization_id, kind, ids, types, pg, desc)
         events = [
             item.model_validate(
@@ -66,7 +66,7 @@ def _route(
     item: type[wire.EventBase],
     reply: type[BaseModel],
 ) -> None:
-    def endpoint(
+    async def endpoint(
         ids: list[str] = Query([], alias=id_param),
         types: list[str] = Query([]),
         order: str | None = Query(None),

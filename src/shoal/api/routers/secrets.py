@@ -38,7 +38,7 @@ def _render(box: SecretBox, row: Secret) -> wire.Secret:
     response_model=wire.ListSecretsReply,
     response_model_exclude_none=True,
 )
-def list_secrets(
+async def list_secrets(
     name: str | None = Query(None),
     types: list[SecretType] = Query([]),
     project_id: str | None = Query(None, description="Accepted and ignored: shoal has no projects"),
@@ -46,7 +46,7 @@ def list_secrets(
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListSecretsReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         found = secret_store.listing(s, who.organization_id, name, [t.value for t in types], pg)
         items = [_render(p.box, r) for r in found.rows]
     return wire.ListSecretsReply(secrets=items, limit=pg.limit, offset=pg.offset, count=found.count)
@@ -82,10 +82,10 @@ def create_secret(
     response_model=wire.SecretReply,
     response_model_exclude_none=True,
 )
-def get_secret(
+async def get_secret(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.SecretReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         return wire.SecretReply(secret=_render(p.box, secret_store.get(s, who.organization_id, id)))
 
 

@@ -44,7 +44,7 @@ def _prepared(
 
 
 @router.get("", operation_id="ListServices", response_model=wire.ListServicesReply)
-def list_services(
+async def list_services(
     app_id: str | None = Query(None, description="(Optional) The id of the app"),
     name: str | None = Query(None, description="(Optional) A filter for name"),
     types: list[str] = Query([], description="(Optional) Filter on service types"),
@@ -55,7 +55,7 @@ def list_services(
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListServicesReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         found = service_store.listing(
             s, who.organization_id, app_id, name, types, statuses, regions, pg
         )
@@ -86,10 +86,10 @@ def create_service(
 
 
 @router.get("/{id}", operation_id="GetService", response_model=wire.ServiceReply)
-def get_service(
+async def get_service(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.ServiceReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         return wire.ServiceReply(service=wire.render(service_store.get(s, who.organization_id, id)))
 
 

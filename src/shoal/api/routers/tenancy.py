@@ -39,10 +39,10 @@ def create_organization(
 @router.get(
     "/v1/organizations/{id}", operation_id="GetOrganization", response_model=wire.OrganizationReply
 )
-def get_organization(
+async def get_organization(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.OrganizationReply:
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         org = tenancy.get_organization(s, who.user_id, id)
         return wire.OrganizationReply(organization=wire.Organization(id=org.id, name=org.name))
 
@@ -87,13 +87,13 @@ def create_credential(
 @router.get(
     "/v1/credentials", operation_id="ListCredentials", response_model=wire.ListCredentialsReply
 )
-def list_credentials(
+async def list_credentials(
     pg: Page = Depends(page), who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.ListCredentialsReply:
     q = select(Credential).where(
         Credential.user_id == who.user_id, Credential.organization_id == who.organization_id
     )
-    with p.db.session() as s:
+    with p.db.session(commit=False) as s:
         found = paginate(s, q.order_by(Credential.created_at.desc(), Credential.id), pg)
         return wire.ListCredentialsReply(
             credentials=[_render(c) for c in found.rows],
@@ -116,4 +116,5 @@ def delete_credential(
         ):
             raise NotFound("credential")
         s.delete(cred)
+    p.principals.forget(id)
     return Empty()

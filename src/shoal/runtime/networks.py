@@ -1,0 +1,61 @@
+"""Instance networks, made before they are asked for.
+
+Creating a namespace, a veth pair and their addresses takes 5 to 15 ms, more while the
+kernel is still tearing down a deleted namespace, and it is the largest step of a start. So
+the driver keeps a few networks ready (leases held by SPARE): a start claims one, and
+`keep_spares` makes new ones after a destroy and when the driver starts. A network is never
+handed from one instance to the next: each destroy deletes its own.
+"""
+
+from __future__ import annotations
+
+from shoal.runtime import netns
+from shoal.runtime.addresses import SPARE, AddressPool, Lease
+
+
+class Networks:
+    def __init__(self, pool: AddressPool, spares: int) -> None:
+        self.pool = pool
+        self.spares = spares
+
+    def acquire(self, instance_id: str) -> Lease:
+        """A ready network for the instance: a spare if there is one, else a new one."""
+        lease = self.pool.claim_spare(instance_id)
+        if lease is None:
+            lease = self._create(instance_id)
+        return lease
+
+    def release(self, slot: int) -> None:
+        netns.delete(netns.network_for(self.pool.lease(slot)))
+        self.pool.release(slot)
+
+    def keep_spares(self) -> None:
+        """Make or delete spares until there are as many as wanted."""
+        ready = [slot for slot, holder in self.pool.holders().items() if holder == SPARE]
+        for slot in ready[self.spares :]:
+            self.release(slot)
+        for _ in range(self.spares - len(ready)):
+            self._create(SPARE)
+
+    def collect(self, live: set[str]) -> None:
+        """Release networks no live instance holds, spares lost with /run (a reboot), and
+        networks named after this pool's addresses that no lease holds (a lost state
+        directory: one driver per pool, so they are this driver's)."""
+        holders = self.pool.holders()
+        for slot, holder in holders.items():
+            lost = holder == SPARE and not netns.network_for(self.pool.lease(slot)).path.exists()
+            if lost or holder not in live | {SPARE}:
+                self.release(slot)
+        for address in netns.named_addresses():
+            unheld = self.pool.slot_of(address)
+            if unheld is not None and unheld not in holders:
+                netns.delete(netns.network_for(self.pool.lease(unheld)))
+
+    def _create(self, holder: str) -> Lease:
+        lease = self.pool.allocate(holder)
+        try:
+            netns.create(netns.network_for(lease), lease)
+        except BaseException:
+            self.release(lease.slot)
+            raise
+        return lease
