@@ -132,7 +132,10 @@ class Shoal:
         return self.proc.wait(timeout=30)
 
 
-def start_shoal(data_dir: Path, database_url: str | None = None, *extra: str) -> Shoal:
+def start_shoal(
+    data_dir: Path, database_url: str | None = None, *extra: str, agents: bool = False
+) -> Shoal:
+    """`shoal up` in a subprocess; the control plane alone unless `agents` (needs root)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"{data_dir.name}-shoal.log"
@@ -147,6 +150,7 @@ def start_shoal(data_dir: Path, database_url: str | None = None, *extra: str) ->
         f"127.0.0.1:{port}",
         "--edge-listen",
         f"127.0.0.1:{free_port()}",
+        "--agents" if agents else "--no-agents",
         *extra,
     ]
     if database_url:

@@ -46,7 +46,7 @@ def test_environment_variables_configure_it(tmp_path: Path):
         "SHOAL_EDGE_LISTEN": f"127.0.0.1:{free_port()}",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shoal", "up"],
+        [sys.executable, "-m", "shoal", "up", "--no-agents"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

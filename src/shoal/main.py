@@ -30,6 +30,8 @@ __all__ = ["cli", "prepare", "up"]
 
 log = logging.getLogger("shoal")
 ADMIN_TOKEN_FILE = "admin-token"
+AGENT_TOKEN_FILE = "agent-token"
+AGENT_RESTART_S = 1.0
 DEFAULT_DATA_DIR = Path("~/.local/share/shoal").expanduser()
 
 
@@ -102,66 +104,197 @@ def up(
         None, envvar="SHOAL_DATABASE_URL", help="postgresql://... (default: SQLite in the data dir)"
     ),
     regions: str = typer.Option(
-        ",".join(DEFAULT_REGIONS),
+        "fra",
         envvar="SHOAL_REGIONS",
-        help="Comma-separated region ids this platform offers; the first is the default.",
+        help="Comma-separated regions this machine runs instances for, one node agent each; "
+        "the first is the default region of new services.",
+    ),
+    agents: bool = typer.Option(
+        True, help="Run the node agents (--no-agents: the control plane alone)."
     ),
     base_domain: str = typer.Option(
         "localhost", envvar="SHOAL_BASE_DOMAIN", help="Apps answer at <app>-<org>.<base domain>."
     ),
     org_name: str = typer.Option("default", help="Name of the organization made on first start."),
 ) -> None:
-    """Run the platform in the foreground (Ctrl-C stops it cleanly)."""
+    """Run the platform in the foreground (Ctrl-C stops it cleanly; instances keep running
+    and are adopted by the agents at the next start)."""
     import uvicorn
+    import uvloop
 
     from shoal.api.app import create_api
     from shoal.api.deps import Platform
     from shoal.control.reconciler import Reconciler
     from shoal.store.secretbox import SecretBox, load_key
+    from shoal.store.tenancy import hash_token
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    region_ids = tuple(r.strip() for r in regions.split(",") if r.strip())
-    unknown = [r for r in region_ids if r not in KNOWN_REGIONS]
-    if unknown or not region_ids:
-        raise typer.BadParameter(
-            f"unknown regions {unknown}; known: {', '.join(KNOWN_REGIONS)}", param_hint="--regions"
-        )
+    _logging()
+    region_ids = _regions(regions)
     host, port = _host_port(api_listen, "--api-listen")
     _host_port(edge_listen, "--edge-listen")
-    db = prepare(data_dir.expanduser(), database_url, org_name)
-    reconciler = Reconciler(db)
+    data_dir = data_dir.expanduser()
+    db = prepare(data_dir, database_url, org_name)
+    agent_token = _agent_token(data_dir)
     platform = Platform(
         db=db,
-        box=SecretBox(load_key(data_dir.expanduser())),
-        regions=region_ids,
+        box=SecretBox(load_key(data_dir)),
+        # Offered: the seed's regions and the configured ones; placed: where agents run.
+        regions=tuple(dict.fromkeys((*region_ids, *DEFAULT_REGIONS))),
         base_domain=base_domain,
-        hint=reconciler.hint,
+        agent_token_hash=hash_token(agent_token),
     )
+    reconciler = Reconciler(db, notify_nodes=platform.nodes.notify)
+    platform.hint = reconciler.hint
     server = _server(
         uvicorn.Config(
             create_api(platform), host=host, port=port, log_level="warning", access_log=False
         )
     )
-    log.info("API listening on http://%s:%d (regions: %s)", host, port, ", ".join(region_ids))
-    log.warning(
-        "the edge (%s) and instance runtime are not part of this build yet: "
-        "deployments are stored and stay PENDING",
-        edge_listen,
-    )
+    api_url = f"http://{host}:{port}"
+    log.info("API listening on %s (regions: %s)", api_url, ", ".join(region_ids))
+    log.warning("the edge (%s) is not part of this build yet", edge_listen)
+    run_agents = agents and _can_run_instances()
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _request_exit, server, sig)
-        loop_task = asyncio.create_task(reconciler.run())
+        tasks = [asyncio.create_task(reconciler.run())]
+        if run_agents:
+            tasks += [
+                asyncio.create_task(_supervise_agent(api_url, data_dir, r, n, server))
+                for n, r in enumerate(region_ids)
+            ]
         try:
             await server.serve()
         finally:
-            loop_task.cancel()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             db.dispose()
         log.info("stopped")
 
-    import uvloop
-
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve())
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def _regions(value: str) -> tuple[str, ...]:
+    region_ids = tuple(dict.fromkeys(r.strip() for r in value.split(",") if r.strip()))
+    unknown = [r for r in region_ids if r not in KNOWN_REGIONS]
+    if unknown or not region_ids:
+        raise typer.BadParameter(
+            f"unknown regions {unknown}; known: {', '.join(KNOWN_REGIONS)}", param_hint="--regions"
+        )
+    return region_ids
+
+
+def _agent_token(data_dir: Path) -> str:
+    """The token node agents present (`DATA_DIR/agent-token`, made on first start)."""
+    import secrets
+
+    path = data_dir / AGENT_TOKEN_FILE
+    if not path.exists():
+        _write_token(path, "shoal_agent_" + secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _can_run_instances() -> bool:
+    from shoal.runtime.driver import SandboxUnavailable
+    from shoal.runtime.sandbox import require_privileges
+
+    try:
+        require_privileges()
+    except SandboxUnavailable as e:
+        log.warning("no node agents: %s. The API works; instances cannot run here.", e)
+        return False
+    return True
+
+
+async def _supervise_agent(
+    api_url: str, data_dir: Path, region: str, index: int, server: uvicorn.Server
+) -> None:
+    """Run `shoal agent` for one region as its own process, and start it again if it dies
+    (its instances live on and are adopted)."""
+    import sys
+
+    while not server.started:
+        await asyncio.sleep(0.05)
+    cmd = [
+        sys.executable, "-m", "shoal", "agent", "--api", api_url, "--region", region,
+        "--token-file", str(data_dir / AGENT_TOKEN_FILE),
+        "--data-dir", str(data_dir / "nodes" / region),
+        "--images", str(data_dir / "images"),
+        "--address-pool", f"100.{72 + index}.0.0/16",
+    ]  # fmt: skip
+    while True:
+        proc = await asyncio.create_subprocess_exec(*cmd)
+        try:
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            if proc.returncode is None:
+                proc.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 10)
+            raise
+        log.warning("agent for %s exited with %s; starting it again", region, code)
+        await asyncio.sleep(AGENT_RESTART_S)
+
+
+@cli.command()
+def agent(
+    api: str = typer.Option(..., help="URL of the control plane's API."),
+    region: str = typer.Option(..., help="The region this node serves."),
+    token_file: Path = typer.Option(..., help="File holding the agent token."),
+    data_dir: Path = typer.Option(..., help="This node's state: sandboxes, log offsets."),
+    images: Path = typer.Option(
+        ..., help="Image cache (may be shared by the agents of a machine)."
+    ),
+    address_pool: str = typer.Option("100.72.0.0/16", help="Private addresses for instances."),
+    name: str = typer.Option("", help="Node name (default: HOSTNAME-REGION)."),
+) -> None:
+    """Run a node agent in the foreground (`shoal up` starts one per region by itself)."""
+    import socket
+
+    import uvloop
+
+    from shoal.agent.agent import Agent
+    from shoal.build.image import ImageStore
+    from shoal.client.node import NodeClient
+    from shoal.core.assignment import NodeHello
+    from shoal.runtime.driver import SandboxUnavailable
+    from shoal.runtime.sandbox import SandboxDriver
+
+    _logging()
+    _regions(region)
+    try:
+        driver = SandboxDriver(
+            data_dir / "runtime", address_pool=address_pool, cgroup_parent=f"shoal-{region}"
+        )
+    except SandboxUnavailable as e:
+        typer.echo(f"shoal agent: {e}", err=True)
+        raise typer.Exit(3) from e
+    hello = NodeHello(
+        name=name or f"{socket.gethostname()}-{region}",
+        region=region,
+        cpus=float(os.cpu_count() or 1),
+        memory_mb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20,
+    )
+    client = NodeClient(api, token_file.read_text().strip())
+    node = Agent(client, driver, ImageStore(images), hello, data_dir)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await node.run()
+        await client.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run())

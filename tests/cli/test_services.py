@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import time
+
 
 def _latest_definition(api, service_id: str) -> dict:
     service = api.get(f"/v1/services/{service_id}").json()["service"]
     deployment = api.get(f"/v1/deployments/{service['latest_deployment_id']}").json()
     return deployment["deployment"]["definition"]
+
+
+def until(check, timeout: float = 30.0):
+    """Poll `check` until it returns something truthy (the control loop acts in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
 
 
 def test_create_with_flags_produces_the_expected_definition(cli, api):
@@ -151,7 +163,8 @@ def test_deployments_get_and_cancel(cli):
     cli("apps", "create", "shop")
     service = cli.json("services", "create", "web", "--app", "shop", "--docker", "nginx")
     dep_id = service["latest_deployment_id"]
-    assert cli.json("deployments", "get", dep_id)["status"] == "PENDING"
+    # Without a node agent the deployment waits for a node: PENDING, then SCHEDULED.
+    assert cli.json("deployments", "get", dep_id)["status"] in ("PENDING", "SCHEDULED")
     assert cli("deployments", "cancel", dep_id).exit_code == 0
     assert cli.json("deployments", "get", dep_id)["status"] == "CANCELED"
     again = cli("deployments", "cancel", dep_id)
@@ -159,10 +172,14 @@ def test_deployments_get_and_cancel(cli):
     assert "can be canceled" in again.stderr
 
 
-def test_no_instances_run_in_this_build(cli):
+def test_instances_wait_for_a_node_where_no_agent_runs(cli):
     cli("apps", "create", "shop")
     cli("services", "create", "web", "--app", "shop", "--docker", "nginx")
-    assert cli.json("instances", "list", "--service", "shop/web") == []
+    [instance] = until(lambda: cli.json("instances", "list", "--service", "shop/web"))
+    assert instance["status"] == "ALLOCATING"
+    assert instance["region"] == "fra"
+    got = until(lambda: (i := cli.json("instances", "get", instance["id"]))["messages"] and i)
+    assert got["messages"] == ["No node is available in region fra"]
     assert cli("instances", "get", "00000000").exit_code == 1
 
 

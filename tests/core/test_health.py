@@ -7,13 +7,18 @@ from shoal.core.health import Policy, Probe, Verdict, next_probe_at, record, ver
 POLICY = Policy(grace_period=5, interval=30, timeout=5, restart_limit=3)
 
 
-def test_every_second_at_start_then_at_the_interval():
+def test_quickly_at_start_then_every_second_then_at_the_interval():
     p = Probe(started_at=100.0)
     assert next_probe_at(POLICY, p) == 100.0
-    p = record(POLICY, p, False, "connection refused", 100.0)
-    assert next_probe_at(POLICY, p) == 101.0
-    p = record(POLICY, p, True, "", 101.0)
-    assert next_probe_at(POLICY, p) == 131.0
+    gaps = []
+    t = 100.0
+    for _ in range(8):
+        p = record(POLICY, p, False, "connection refused", t)
+        gaps.append(round(next_probe_at(POLICY, p) - t, 3))
+        t = next_probe_at(POLICY, p)
+    assert gaps == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    p = record(POLICY, p, True, "", t)
+    assert next_probe_at(POLICY, p) == t + 30
 
 
 def test_failures_in_the_grace_period_do_not_count():

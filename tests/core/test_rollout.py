@@ -105,6 +105,9 @@ def test_a_failing_new_deployment_errors_and_the_old_one_keeps_serving():
     ]
     actions = plan(snap([old, dep("d2", D.STARTING, {"fra": 2})], insts, active="d1", target="d2"))
     assert SetDeploymentStatus("d2", D.ERROR, "Application exited with code 1") in actions
+    assert [a for a in actions if isinstance(a, SetDeploymentStatus)] == [
+        SetDeploymentStatus("d2", D.ERROR, "Application exited with code 1")
+    ]
     assert StopInstance("c", "Deployment failed") in actions
     assert not [a for a in actions if isinstance(a, StopInstance) and a.instance_id == "a"]
     assert not [a for a in actions if isinstance(a, StartInstance)]

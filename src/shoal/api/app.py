@@ -14,7 +14,17 @@ from starlette.types import ASGIApp
 from shoal.api import errors
 from shoal.api.deps import Platform, no_nul
 from shoal.api.limits import BodyLimit
-from shoal.api.routers import apps, catalog, deployments, events, secrets, services, tenancy
+from shoal.api.routers import (
+    apps,
+    catalog,
+    deployments,
+    events,
+    logs,
+    nodes,
+    secrets,
+    services,
+    tenancy,
+)
 
 
 def create_api(platform: Platform) -> ASGIApp:
@@ -37,11 +47,13 @@ def create_api(platform: Platform) -> ASGIApp:
         catalog.router,
         events.router,
         tenancy.router,
+        nodes.router,
+        logs.router,
     ):
         api.include_router(r)
 
     @api.get("/health", include_in_schema=False)
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     wrapped: ASGIApp = BodyLimit(api)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,6 +51,28 @@ class PrincipalCache:
                 del self._entries[key]
 
 
+class NodeSignals:
+    """Wakes agents long-polling for their assignments when those change (any thread)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def event(self, node_id: str) -> asyncio.Event:
+        """The node's event, for a waiter on the event loop."""
+        self._loop = asyncio.get_running_loop()
+        return self._events.setdefault(node_id, asyncio.Event())
+
+    def notify(self, node_ids: Iterable[str]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._set, list(node_ids))
+
+    def _set(self, node_ids: list[str]) -> None:
+        for node_id in node_ids:
+            if node_id in self._events:
+                self._events[node_id].set()
+
+
 @dataclass
 class Platform:
     db: Database
@@ -57,6 +81,8 @@ class Platform:
     base_domain: str
     hint: Callable[[Iterable[str]], None] = lambda _ids: None  # wake the control loop
     principals: PrincipalCache = field(default_factory=PrincipalCache)
+    agent_token_hash: str = ""  # SHA-256 of the token node agents present; empty: none may
+    nodes: NodeSignals = field(default_factory=NodeSignals)
     _org_names: dict[str, str] = field(default_factory=dict)
 
     def org_name(self, org_id: str) -> str:
@@ -88,11 +114,20 @@ async def principal(
     p: Platform = Depends(platform),
     _declared: HTTPAuthorizationCredentials | None = Depends(BEARER),
 ) -> tenancy.Principal:
-    header = request.headers.get("authorization", "")
+    return await authenticate_token(p, request.headers.get("authorization", ""))
+
+
+async def authenticate_token(
+    p: Platform, header: str, ws_protocols: list[str] | None = None
+) -> tenancy.Principal:
+    """Who `Authorization: Bearer <token>` is (a bare token works too); WebSockets may send
+    the token as Koyeb's clients do, in `Sec-WebSocket-Protocol: Bearer, <token>`."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         token = header  # a bare token, as a client configured without the prefix sends
     token = token.strip()
+    if not token and ws_protocols and len(ws_protocols) == 2 and ws_protocols[0] == "Bearer":
+        token = ws_protocols[1]
     if not token:
         raise Unauthenticated("Missing API token: send 'Authorization: Bearer <token>'")
     token_hash = tenancy.hash_token(token)
@@ -140,3 +175,13 @@ def newest_first(order: str | None) -> bool:
     if order in ("asc", "ASC"):
         return False
     raise InvalidArgument("Validation error", [FieldError("order", "must be asc or desc")])
+
+
+async def node_agent(request: Request, p: Platform = Depends(platform)) -> None:
+    """Only node agents, with the platform's agent token, reach `/internal/v1/nodes`."""
+    header = request.headers.get("authorization", "")
+    token = header.partition(" ")[2].strip() if " " in header else header.strip()
+    if not p.agent_token_hash or not hmac.compare_digest(
+        tenancy.hash_token(token), p.agent_token_hash
+    ):
+        raise Unauthenticated("This endpoint is for node agents: present the agent token")

@@ -10,11 +10,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
 from shoal.core.errors import FieldError, ShoalError
+from shoal.store.db import lost_a_race
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,13 @@ async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
     return error_response(409, "conflict", "A resource with this name already exists")
 
 
+async def _operational(_: Request, exc: OperationalError) -> JSONResponse:
+    if lost_a_race(exc):
+        return error_response(409, "conflict", "The resource changed meanwhile: retry the request")
+    log.error("database unavailable: %s", exc.orig.__class__.__name__)
+    return error_response(503, "unavailable", "The database is unavailable: retry later")
+
+
 async def _stale(_: Request, exc: StaleDataError) -> JSONResponse:
     return error_response(409, "conflict", "The resource changed meanwhile: retry the request")
 
@@ -130,4 +138,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _integrity)  # type: ignore[arg-type]
     app.add_exception_handler(StaleDataError, _stale)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _operational)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

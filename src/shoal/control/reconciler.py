@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
+from shoal.control import deployer
 from shoal.core.enums import DeploymentStatus
 from shoal.core.status import STARTING_UP, Intent
 from shoal.store import apps as app_store
 from shoal.store import events
 from shoal.store import services as service_store
-from shoal.store.db import Database
+from shoal.store.db import Database, lost_a_race
 from shoal.store.tables import App, Deployment, Service
 
 log = logging.getLogger(__name__)
@@ -27,8 +30,11 @@ RESYNC_SECONDS = 5.0
 
 
 class Reconciler:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, notify_nodes: Callable[[set[str]], None] = lambda _ids: None
+    ) -> None:
         self.db = db
+        self.notify_nodes = notify_nodes  # wake agents waiting for their assignments
         self._services: set[str] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -44,14 +50,23 @@ class Reconciler:
         self._wake.set()
 
     def sync_service(self, service_id: str) -> None:
+        try:
+            self._sync_service(service_id)
+        except (StaleDataError, OperationalError) as e:
+            if not lost_a_race(e):
+                raise
+            self.hint([service_id])  # a concurrent write won: look again with its result
+
+    def _sync_service(self, service_id: str) -> None:
         with self.db.session() as s:
-            svc = s.get(Service, service_id)
+            svc = s.get(Service, service_id, with_for_update=True)
             if svc is None:
                 return
             if svc.resume_deployment_id:
                 dep = s.get(Deployment, svc.resume_deployment_id)
                 if dep is None or DeploymentStatus(dep.status) not in STARTING_UP:
                     svc.resume_deployment_id = None
+            deployer.sync(s, svc, self.notify_nodes)
             if svc.intent == Intent.DELETE.value and service_store.live_instances(s, svc) == 0:
                 app_id = svc.app_id
                 service_store.purge(s, svc)

@@ -1,7 +1,9 @@
 """Health-check decisions for one instance (pure): when to probe next and what the results mean.
 
 Koyeb's rules: checks run every second during start-up and at the configured interval once the
-instance has been healthy; failures inside the grace period do not count; `restart_limit`
+instance has been healthy (shoal starts faster: the first start-up checks come 50 ms apart,
+doubling up to the second, so that an app ready in 30 ms is healthy in 30 ms, not in 1 s);
+failures inside the grace period do not count; `restart_limit`
 failures in a row fail an instance that never became healthy (its deployment fails), and
 restart one that was healthy (a new instance replaces it). Every check of every port must pass
 for the instance to be healthy.
@@ -13,6 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 STARTUP_INTERVAL_S = 1.0
+FIRST_STARTUP_INTERVAL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Probe:
     passing: bool = False
     last_error: str = ""
     last_at: float | None = None
+    attempts: int = 0
 
 
 class Verdict(StrEnum):
@@ -46,18 +50,29 @@ class Verdict(StrEnum):
 def next_probe_at(policy: Policy, probe: Probe) -> float:
     if probe.last_at is None:
         return probe.started_at
-    step = policy.interval if probe.ever_passed else STARTUP_INTERVAL_S
-    return probe.last_at + step
+    if probe.ever_passed:
+        return probe.last_at + policy.interval
+    backoff: float = FIRST_STARTUP_INTERVAL_S * 2.0 ** max(probe.attempts - 1, 0)
+    return probe.last_at + min(STARTUP_INTERVAL_S, backoff)
 
 
 def record(policy: Policy, probe: Probe, ok: bool, error: str, now: float) -> Probe:
+    attempts = probe.attempts + 1
     if ok:
         return replace(
-            probe, failures=0, ever_passed=True, passing=True, last_error="", last_at=now
+            probe,
+            failures=0,
+            ever_passed=True,
+            passing=True,
+            last_error="",
+            last_at=now,
+            attempts=attempts,
         )
     in_grace = now < probe.started_at + policy.grace_period and not probe.ever_passed
     failures = probe.failures if in_grace else probe.failures + 1
-    return replace(probe, failures=failures, passing=False, last_error=error, last_at=now)
+    return replace(
+        probe, failures=failures, passing=False, last_error=error, last_at=now, attempts=attempts
+    )
 
 
 def verdict(policy: Policy, probes: list[Probe]) -> Verdict:

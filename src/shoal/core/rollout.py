@@ -153,8 +153,7 @@ def plan(snap: Snapshot) -> list[Action]:
         failed = _first_failure(target, snap.instances)
         if failed is not None and not target.ever_healthy:
             actions += _fail(target, snap.instances, failed)
-            keep.discard(target.id)
-            target = None
+            target = None  # still in `keep`: its failure is its end, not a wind-down
 
     immediate = target is not None and target.strategy == StrategyType.IMMEDIATE
     if immediate and target is not active and active is not None:

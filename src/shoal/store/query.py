@@ -22,14 +22,18 @@ def find(
     kind: str,
     *,
     by_name: dict[str, Any] | None = None,
+    lock: bool = False,
 ) -> T:
     """The row of `model` in `org_id` named by `ident`, or NotFound.
 
     `ident` may be a UUID, the first 8 characters of one, or (when `by_name` gives the
-    extra filters that make a name unique) the row's name.
+    extra filters that make a name unique) the row's name. `lock` takes the row for update
+    (PostgreSQL), so that writers of one service queue up in the same order.
     """
     col = model.id  # type: ignore[attr-defined]
     base = select(model).where(model.organization_id == org_id)  # type: ignore[attr-defined]
+    if lock:
+        base = base.with_for_update()
     row: T | None = None
     if is_uuid(ident):
         row = s.scalars(base.where(col == ident.lower())).first()

@@ -41,9 +41,10 @@ _LIVE_INSTANCE = (
 )
 
 
-def get(s: Session, org_id: str, ident: str) -> Service:
-    """By id or short id (the CLI resolves `app/service` names itself, as Koyeb's does)."""
-    return find(s, Service, org_id, ident, "service")
+def get(s: Session, org_id: str, ident: str, lock: bool = False) -> Service:
+    """By id or short id (the CLI resolves `app/service` names itself, as Koyeb's does);
+    `lock` before changing it."""
+    return find(s, Service, org_id, ident, "service", lock=lock)
 
 
 def get_deployment(s: Session, org_id: str, ident: str) -> Deployment:
@@ -264,12 +265,21 @@ def set_deployment_status(
         return
     dep.status = status.value
     dep.messages = [message]
+    now = utcnow()
     if status in FINAL_DEPLOYMENT_STATUSES:
-        dep.terminated_at = utcnow()
+        dep.terminated_at = now
+    elif status == DeploymentStatus.ALLOCATING:
+        dep.allocated_at = dep.allocated_at or now
+    elif status == DeploymentStatus.STARTING:
+        dep.started_at = dep.started_at or now
+    elif status == DeploymentStatus.HEALTHY:
+        dep.succeeded_at = dep.succeeded_at or now
     q = select(RegionalDeployment).where(RegionalDeployment.deployment_id == dep.id)
     for rd in s.scalars(q).all():
         rd.status = status.value if status != DeploymentStatus.STASHED else rd.status
         rd.messages = [message]
+        rd.allocated_at, rd.started_at = dep.allocated_at, dep.started_at
+        rd.succeeded_at, rd.terminated_at = dep.succeeded_at, dep.terminated_at
     events.record(
         s,
         dep.organization_id,

@@ -7,12 +7,14 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
@@ -209,6 +211,19 @@ class RegionalDeployment(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
+class Node(Base):
+    """A machine running an agent for one region."""
+
+    __tablename__ = "nodes"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    region: Mapped[str] = mapped_column(String(16))
+    cpus: Mapped[float]
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Instance(Base):
     __tablename__ = "instances"
     id: Mapped[str] = _id()
@@ -222,6 +237,10 @@ class Instance(Base):
     region: Mapped[str] = mapped_column(String(16))
     type: Mapped[str] = mapped_column(String(32))
     replica_index: Mapped[int] = mapped_column(Integer, default=0)
+    node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    # What the control plane wants (core.rollout.Desired); `status` is what the node reports.
+    desired: Mapped[str] = mapped_column(String(8), default="RUN")
+    address: Mapped[str | None] = mapped_column(String(64))  # where the node reaches it
     status: Mapped[str] = mapped_column(String(16))
     messages: Mapped[list[Any]] = mapped_column(default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -232,6 +251,30 @@ class Instance(Base):
     terminated_at: Mapped[datetime | None]
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class LogEntry(Base):
+    """One line of an instance's output, or of the platform about it (stream `koyeb`)."""
+
+    __tablename__ = "logs"
+    __table_args__ = (
+        Index("ix_logs_service", "service_id", "id"),
+        Index("ix_logs_instance", "instance_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    organization_id: Mapped[str] = mapped_column(String(36), index=True)
+    app_id: Mapped[str] = mapped_column(String(36))
+    service_id: Mapped[str] = mapped_column(String(36))
+    deployment_id: Mapped[str] = mapped_column(String(36))
+    regional_deployment_id: Mapped[str] = mapped_column(String(36))
+    instance_id: Mapped[str] = mapped_column(String(36))
+    region: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(8))  # runtime | build
+    stream: Mapped[str] = mapped_column(String(8))  # stdout | stderr | koyeb
+    msg: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Secret(Base):

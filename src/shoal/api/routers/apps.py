@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Query
 
 from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import apps as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.store import apps as app_store
@@ -13,7 +14,9 @@ from shoal.store.query import Page
 from shoal.store.tables import App
 from shoal.store.tenancy import Principal
 
-router = APIRouter(prefix="/v1/apps", tags=["Apps"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    route_class=RetryOnConflict, prefix="/v1/apps", tags=["Apps"], responses=ERROR_RESPONSES
+)
 
 
 def _render(p: Platform, row: App) -> wire.App:

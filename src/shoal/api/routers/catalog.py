@@ -5,13 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from shoal.api.deps import Platform, page, platform
+from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import catalog as wire
 from shoal.api.schemas.common import ERROR_RESPONSES
 from shoal.core.catalog import INSTANCE_TYPES, KNOWN_REGIONS
 from shoal.core.errors import NotFound
 from shoal.store.query import Page
 
-router = APIRouter(prefix="/v1/catalog", tags=["Catalog"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    route_class=RetryOnConflict, prefix="/v1/catalog", tags=["Catalog"], responses=ERROR_RESPONSES
+)
 
 
 @router.get(

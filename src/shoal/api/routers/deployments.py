@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
 from shoal.api.deps import Platform, newest_first, page, platform, principal
+from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import deployments as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.store import services as service_store
@@ -13,7 +14,7 @@ from shoal.store.query import Page, find, paginate
 from shoal.store.tables import Instance, RegionalDeployment, Service
 from shoal.store.tenancy import Principal
 
-router = APIRouter(tags=["Deployments"], responses=ERROR_RESPONSES)
+router = APIRouter(route_class=RetryOnConflict, tags=["Deployments"], responses=ERROR_RESPONSES)
 MAX_REPLICA_INDEX = 2**31 - 1  # the column is a 32-bit integer
 
 

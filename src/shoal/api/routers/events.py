@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from shoal.api.deps import Platform, newest_first, page, platform, principal
+from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import events as wire
 from shoal.api.schemas.common import ERROR_RESPONSES
 from shoal.store import events as event_store
 from shoal.store.query import Page
 from shoal.store.tenancy import Principal
 
-router = APIRouter(tags=["Events"], responses=ERROR_RESPONSES)
+router = APIRouter(route_class=RetryOnConflict, tags=["Events"], responses=ERROR_RESPONSES)
 
 
 def _listing(

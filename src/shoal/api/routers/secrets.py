@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Query
 
 from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import secrets as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.core.enums import SecretType
@@ -14,7 +15,9 @@ from shoal.store.secretbox import SecretBox
 from shoal.store.tables import Secret
 from shoal.store.tenancy import Principal
 
-router = APIRouter(prefix="/v1/secrets", tags=["Secrets"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    route_class=RetryOnConflict, prefix="/v1/secrets", tags=["Secrets"], responses=ERROR_RESPONSES
+)
 
 
 def _render(box: SecretBox, row: Secret) -> wire.Secret:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.orm import Session
 
 from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import deployments as dwire
 from shoal.api.schemas import services as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
@@ -22,7 +23,9 @@ from shoal.store.query import Page
 from shoal.store.tables import Deployment, Service
 from shoal.store.tenancy import Principal
 
-router = APIRouter(prefix="/v1/services", tags=["Services"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    route_class=RetryOnConflict, prefix="/v1/services", tags=["Services"], responses=ERROR_RESPONSES
+)
 
 
 def _prepared(
@@ -124,7 +127,7 @@ def _update(
     is_patch: bool,
 ) -> wire.ServiceReply:
     with p.db.session(commit=not dry_run) as s:
-        svc = service_store.get(s, who.organization_id, id)
+        svc = service_store.get(s, who.organization_id, id, lock=True)
         definition = body.definition
         if is_patch and definition is not None:
             given = definition.model_dump(mode="json", exclude_unset=True)
@@ -174,7 +177,7 @@ def delete_service(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> Empty:
     with p.db.session() as s:
-        svc = service_store.get(s, who.organization_id, id)
+        svc = service_store.get(s, who.organization_id, id, lock=True)
         service_store.delete(s, svc)
     p.hint([svc.id])
     return Empty()
@@ -185,7 +188,7 @@ def pause_service(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> Empty:
     with p.db.session() as s:
-        svc = service_store.get(s, who.organization_id, id)
+        svc = service_store.get(s, who.organization_id, id, lock=True)
         service_store.pause(s, svc)
     p.hint([svc.id])
     return Empty()
@@ -200,7 +203,7 @@ def resume_service(
     p: Platform = Depends(platform),
 ) -> Empty:
     with p.db.session() as s:
-        svc = service_store.get(s, who.organization_id, id)
+        svc = service_store.get(s, who.organization_id, id, lock=True)
         service_store.resume(s, svc, skip_build)
     p.hint([svc.id])
     return Empty()
@@ -214,7 +217,7 @@ def redeploy_service(
     p: Platform = Depends(platform),
 ) -> dwire.DeploymentReply:
     with p.db.session() as s:
-        svc: Service = service_store.get(s, who.organization_id, id)
+        svc: Service = service_store.get(s, who.organization_id, id, lock=True)
         dep: Deployment = service_store.redeploy(
             s, svc, bool(body.skip_build), body.deployment_group
         )

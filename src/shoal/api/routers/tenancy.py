@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends
 from sqlalchemy import select
 
 from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import tenancy as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.core.enums import CredentialType
@@ -17,7 +18,7 @@ from shoal.store.query import Page, paginate
 from shoal.store.tables import Credential
 from shoal.store.tenancy import Principal
 
-router = APIRouter(tags=["Organizations"], responses=ERROR_RESPONSES)
+router = APIRouter(route_class=RetryOnConflict, tags=["Organizations"], responses=ERROR_RESPONSES)
 
 
 @router.post(

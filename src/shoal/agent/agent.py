@@ -1,0 +1,190 @@
+"""The node agent: pulls its node's assignments, runs them, reports back. Only over the API.
+
+Level-triggered: every round compares the assignments with the instances it runs and acts
+on the difference. Sandboxes outlive the agent; a restarted agent adopts the ones still
+assigned (no restart) and removes the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from shoal.agent.instance import InstanceTask
+from shoal.agent.logs import LogFollower
+from shoal.build.image import ImageStore
+from shoal.client.errors import ApiError, ApiUnreachable
+from shoal.client.node import NodeClient
+from shoal.core.assignment import Assignment, InstanceReport, LogLine, NodeHello, ReportBatch
+from shoal.core.enums import InstanceStatus
+from shoal.core.rollout import Desired
+from shoal.runtime.driver import Driver, SandboxState
+
+log = logging.getLogger(__name__)
+POLL_WAIT_S = 2.0
+FLUSH_S = 0.5
+_FINAL = (InstanceStatus.STOPPED, InstanceStatus.ERROR)
+
+
+class Agent:
+    def __init__(
+        self,
+        client: NodeClient,
+        driver: Driver,
+        images: ImageStore,
+        hello: NodeHello,
+        state_dir: Path,
+    ) -> None:
+        self.client = client
+        self.driver = driver
+        self.images = images
+        self.hello = hello
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.follower = LogFollower(state_dir / "log-offsets.json")
+        self.tasks: dict[str, InstanceTask] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._pending: dict[str, InstanceReport] = {}
+        self._lines: list[LogLine] = []
+        self._flush = asyncio.Event()
+        self.node_id = ""
+
+    # -- reports -------------------------------------------------------------------------------
+
+    def report(
+        self,
+        a: Assignment,
+        status: InstanceStatus,
+        message: str,
+        started_at: datetime | None,
+        address: str | None,
+    ) -> None:
+        now = datetime.now(UTC)
+        self._pending[a.instance_id] = InstanceReport(
+            instance_id=a.instance_id,
+            status=status,
+            message=message,
+            started_at=started_at,
+            terminated_at=now if status in _FINAL else None,
+            address=address,
+        )
+        if message:
+            self._lines.append(
+                LogLine(instance_id=a.instance_id, stream="koyeb", msg=message, created_at=now)
+            )
+        self._flush.set()
+
+    def _collect_logs(self, instance_id: str) -> None:
+        with contextlib.suppress(Exception):  # a sandbox being destroyed has no files left
+            files = self.driver.logs(instance_id)
+            for stream, path in (("stdout", files.stdout), ("stderr", files.stderr)):
+                self._lines += self.follower.read(instance_id, stream, path)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush.wait(), FLUSH_S)
+            self._flush.clear()
+            for instance_id in list(self.tasks):
+                self._collect_logs(instance_id)
+            if not self._pending and not self._lines:
+                continue
+            batch = ReportBatch(instances=list(self._pending.values()), logs=self._lines[:5000])
+            try:
+                await self.client.report(self.node_id, batch)
+            except (ApiError, ApiUnreachable) as e:
+                log.warning("report failed, will retry: %s", e)
+                await asyncio.sleep(1)
+                continue
+            for r in batch.instances:
+                if self._pending.get(r.instance_id) is r:
+                    del self._pending[r.instance_id]
+            del self._lines[: len(batch.logs)]
+            self.follower.save()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self.node_id:
+            try:
+                self.node_id = await self.client.hello(self.hello)
+            except (ApiError, ApiUnreachable) as e:
+                log.warning("cannot register yet: %s", e)
+                await asyncio.sleep(1)
+        adopted = {s.instance_id: s for s in await asyncio.to_thread(self.driver.recover)}
+        log.info(
+            "node %s (%s) up; %d sandboxes found", self.node_id, self.hello.region, len(adopted)
+        )
+        flusher = asyncio.create_task(self._flush_loop())
+        known = ""
+        async with httpx.AsyncClient() as http:
+            try:
+                while True:
+                    try:
+                        listing, known = await self.client.assignments(
+                            self.node_id, known, POLL_WAIT_S
+                        )
+                    except (ApiError, ApiUnreachable) as e:
+                        log.warning("%s", e)
+                        await asyncio.sleep(1)
+                        continue
+                    await self._reconcile(listing.assignments, adopted, http)
+                    adopted = {}
+            finally:
+                flusher.cancel()
+                for t in self._running.values():
+                    t.cancel()
+
+    async def _reconcile(
+        self,
+        assignments: list[Assignment],
+        adopted: dict[str, SandboxState],
+        http: httpx.AsyncClient,
+    ) -> None:
+        listed = {a.instance_id for a in assignments}
+        for a in assignments:
+            task = self.tasks.get(a.instance_id)
+            if a.desired == Desired.STOP:
+                if task is not None:
+                    task.request_stop()
+                elif a.instance_id in adopted:
+                    self._spawn(a, adopted[a.instance_id], http).request_stop()
+                else:
+                    self.report(a, InstanceStatus.STOPPED, "Instance stopped.", None, None)
+            elif task is None and a.status not in _FINAL:
+                self._spawn(a, adopted.get(a.instance_id), http)
+        for instance_id, task in self.tasks.items():
+            if instance_id not in listed:
+                task.request_stop()
+        for instance_id in set(adopted) - listed:
+            await asyncio.to_thread(self.driver.destroy, instance_id)
+
+    def _spawn(
+        self, a: Assignment, adopted: SandboxState | None, http: httpx.AsyncClient
+    ) -> InstanceTask:
+        task = InstanceTask(a, self.driver, self.images, self.report, http, adopted)
+        self.tasks[a.instance_id] = task
+
+        async def life() -> None:
+            try:
+                try:
+                    await task.run()
+                except asyncio.CancelledError:
+                    raise  # the agent is stopping: the sandbox lives on, to be adopted
+                except Exception:
+                    log.exception("instance %s", a.instance_id)
+                    self.report(a, InstanceStatus.ERROR, "Internal error on the node", None, None)
+                self._collect_logs(a.instance_id)
+                await asyncio.to_thread(self.driver.destroy, a.instance_id)
+                self.follower.forget(a.instance_id)
+            finally:
+                self.tasks.pop(a.instance_id, None)
+                self._running.pop(a.instance_id, None)
+                self._flush.set()
+
+        self._running[a.instance_id] = asyncio.create_task(life())
+        return task

@@ -1,0 +1,181 @@
+"""One instance's life on a node: pull, start, watch (exit and health checks), stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+
+from shoal.agent.probes import describe_failure, probe
+from shoal.build.image import ImageStore, process_for
+from shoal.build.image_errors import ImageError
+from shoal.build.registry_auth import credentials_from_secret
+from shoal.core import health
+from shoal.core.assignment import Assignment
+from shoal.core.definition import HealthCheck
+from shoal.core.enums import InstanceStatus
+from shoal.core.process import ProcessError
+from shoal.runtime.driver import Driver, Phase, Resources, SandboxError, SandboxSpec, SandboxState
+
+log = logging.getLogger(__name__)
+STOP_GRACE_S = 5.0
+WATCH_S = 0.5  # how often a running instance's process is looked at
+
+# (instance, status, message, started_at, address) -> None
+Report = Callable[[Assignment, InstanceStatus, str, datetime | None, str | None], None]
+
+
+def exit_message(state: SandboxState, a: Assignment) -> str:
+    if state.oom_killed:
+        return (
+            f"Instance ran out of memory ({a.memory_mb}MB on {a.instance_type}) and was "
+            "killed. Consider a larger instance type."
+        )
+    code = state.exit_code
+    if code is None:
+        return "Application stopped unexpectedly (its exit code is unknown)"
+    if code < 0:
+        return f"Application was killed by signal {-code}"
+    return f"Application exited with code {code}. This usually indicates an application failure"
+
+
+class InstanceTask:
+    def __init__(
+        self,
+        a: Assignment,
+        driver: Driver,
+        images: ImageStore,
+        report: Report,
+        http: httpx.AsyncClient,
+        adopted: SandboxState | None,
+    ) -> None:
+        self.a = a
+        self.driver = driver
+        self.images = images
+        self.report = report
+        self.http = http
+        self.adopted = adopted
+        self.stop_requested = asyncio.Event()
+        self.started_at: datetime | None = None
+        self.address: str | None = None
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    def _say(self, status: InstanceStatus, message: str) -> None:
+        self.report(self.a, status, message, self.started_at, self.address)
+
+    async def run(self) -> None:
+        """Until the instance has ended; its sandbox is left for the caller to destroy."""
+        state = self.adopted or await self._start()
+        if state is None:
+            return
+        self.address = state.address
+        if state.started_at:
+            self.started_at = datetime.fromtimestamp(state.started_at, UTC)
+        await self._watch(state)
+
+    async def _start(self) -> SandboxState | None:
+        a = self.a
+        self._say(InstanceStatus.ALLOCATING, f"Pulling image {a.docker.image}")
+        try:
+            creds = None
+            if a.registry_secret is not None:
+                creds = credentials_from_secret(a.registry_secret.kind, a.registry_secret.config)
+            image = await asyncio.to_thread(self.images.pull, a.docker.image or "", creds)
+            proc = process_for(image, a.docker, a.env)
+            spec = SandboxSpec(
+                instance_id=a.instance_id,
+                rootfs=image.rootfs,
+                argv=proc.argv,
+                env=proc.env,
+                resources=Resources(vcpu=a.vcpu, memory_mb=a.memory_mb, disk_mb=a.disk_mb),
+                workdir=proc.workdir,
+                user=proc.user,
+                hostname=a.hostname,
+                ports=tuple(p.port for p in a.ports if p.port),
+            )
+            if self.stop_requested.is_set():
+                self._say(InstanceStatus.STOPPED, "Instance stopped before it started")
+                return None
+            state = await asyncio.to_thread(self.driver.start, spec)
+        except (ImageError, ProcessError, SandboxError) as e:
+            self._say(InstanceStatus.ERROR, str(e))
+            return None
+        self.started_at = datetime.now(UTC)
+        self.address = state.address
+        self._say(InstanceStatus.STARTING, "Instance is starting")
+        return state
+
+    async def _watch(self, state: SandboxState) -> None:
+        a = self.a
+        checks = list(a.health_checks)
+        policy = _policy(checks)
+        started = state.started_at or time.time()
+        # An adopted instance that was healthy stays so unless its checks now fail.
+        was_healthy = self.adopted is not None and a.status == InstanceStatus.HEALTHY
+        probes = [
+            health.Probe(started_at=started, ever_passed=was_healthy, passing=was_healthy)
+            for _ in checks
+        ]
+        status = InstanceStatus.HEALTHY if was_healthy else InstanceStatus.STARTING
+        while True:
+            current = await asyncio.to_thread(self.driver.inspect, a.instance_id)
+            if current.phase != Phase.RUNNING:
+                self._say(InstanceStatus.ERROR, exit_message(current, a))
+                return
+            now = time.time()
+            for n, check in enumerate(checks):
+                if now >= health.next_probe_at(policy, probes[n]):
+                    ok, why = await probe(check, current.address or "127.0.0.1", self.http)
+                    error = describe_failure(check, why) if not ok else ""
+                    probes[n] = health.record(policy, probes[n], ok, error, time.time())
+            verdict = health.verdict(policy, probes)
+            failing = next((p.last_error for p in probes if p.last_error), "")
+            if verdict in (health.Verdict.FAILED, health.Verdict.RESTART):
+                await asyncio.to_thread(self.driver.stop, a.instance_id, STOP_GRACE_S)
+                prefix = (
+                    ""
+                    if verdict == health.Verdict.FAILED
+                    else f"Restarted after {policy.restart_limit} failed health checks: "
+                )
+                self._say(InstanceStatus.ERROR, prefix + failing)
+                return
+            new = {
+                health.Verdict.HEALTHY: InstanceStatus.HEALTHY,
+                health.Verdict.UNHEALTHY: InstanceStatus.UNHEALTHY,
+            }.get(verdict, status)
+            if new != status:
+                status = new
+                self._say(
+                    status, "Instance is healthy" if status == InstanceStatus.HEALTHY else failing
+                )
+            wait = min(
+                [WATCH_S]
+                + [max(0.0, health.next_probe_at(policy, p) - time.time()) for p in probes]
+            )
+            try:
+                await asyncio.wait_for(self.stop_requested.wait(), wait)
+            except TimeoutError:
+                continue
+            self._say(InstanceStatus.STOPPING, "Instance is stopping")
+            await asyncio.to_thread(self.driver.stop, a.instance_id, STOP_GRACE_S)
+            self._say(InstanceStatus.STOPPED, "Instance stopped.")
+            return
+
+
+def _policy(checks: list[HealthCheck]) -> health.Policy:
+    """One policy per instance: Koyeb's checks of one service share their timings in practice;
+    where they differ, the most patient values win."""
+    if not checks:
+        return health.Policy(grace_period=0, interval=60, timeout=5, restart_limit=3)
+    return health.Policy(
+        grace_period=max(c.grace_period or 0 for c in checks),
+        interval=min(c.interval or 60 for c in checks),
+        timeout=max(c.timeout or 5 for c in checks),
+        restart_limit=max(c.restart_limit or 3 for c in checks),
+    )

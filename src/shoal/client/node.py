@@ -1,0 +1,60 @@
+"""The node agents' side of the control-plane API (`/internal/v1/nodes/...`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from shoal.client.errors import ApiError, ApiUnreachable
+from shoal.core.assignment import AssignmentList, NodeHello, NodeReply, ReportBatch
+
+
+class NodeClient:
+    def __init__(
+        self, base_url: str, token: str, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            r = await self._http.request(method, path, **kw)
+        except httpx.TransportError as e:
+            raise ApiUnreachable(str(self._http.base_url), str(e) or type(e).__name__) from e
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = None
+            raise ApiError.from_body(r.status_code, body, f"{method} {path}: HTTP {r.status_code}")
+        return r
+
+    async def hello(self, hello: NodeHello) -> str:
+        r = await self._call("POST", "/internal/v1/nodes", json=hello.model_dump(mode="json"))
+        return NodeReply.model_validate(r.json()).node_id
+
+    async def assignments(
+        self, node_id: str, known: str, wait_s: float
+    ) -> tuple[AssignmentList, str]:
+        """The node's assignments; the server holds the answer up to `wait_s` while they
+        still match the `known` fingerprint (long poll)."""
+        r = await self._call(
+            "GET",
+            f"/internal/v1/nodes/{node_id}/assignments",
+            params={"known": known, "wait": wait_s},
+            timeout=wait_s + 30,
+        )
+        return AssignmentList.model_validate(r.json()), r.headers.get("etag", "")
+
+    async def report(self, node_id: str, batch: ReportBatch) -> None:
+        await self._call(
+            "POST", f"/internal/v1/nodes/{node_id}/report", json=batch.model_dump(mode="json")
+        )

@@ -1,0 +1,163 @@
+"""What the control plane and node agents say to each other (shoal's own, not Koyeb's API).
+
+Agents pull `Assignment`s for their node and push `InstanceReport`s and log lines back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shoal.core.catalog import INSTANCE_TYPES
+from shoal.core.definition import DeploymentDefinition, DockerSource, HealthCheck, Port
+from shoal.core.enums import InstanceStatus
+from shoal.core.regional import regional_definition
+from shoal.core.rollout import Desired
+from shoal.core.secret_refs import interpolate
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegistrySecret(Wire):
+    kind: str  # which `*_registry` field of Koyeb's REGISTRY secret: private_registry, ...
+    config: dict[str, Any]
+
+
+class Assignment(Wire):
+    """One instance a node should run (desired RUN) or stop (desired STOP)."""
+
+    instance_id: str
+    organization_id: str
+    app_id: str
+    service_id: str
+    deployment_id: str
+    region: str
+    replica_index: int
+    desired: Desired
+    status: InstanceStatus  # as last reported
+    docker: DockerSource
+    registry_secret: RegistrySecret | None = None  # the service's image_registry_secret
+    env: dict[str, str]  # secrets resolved, PORT set
+    ports: list[Port]
+    health_checks: list[HealthCheck]
+    instance_type: str
+    vcpu: float
+    memory_mb: int
+    disk_mb: int
+    hostname: str
+
+
+class AssignmentList(Wire):
+    node_id: str
+    assignments: list[Assignment]
+
+
+class NodeHello(Wire):
+    name: str
+    region: str
+    cpus: float
+    memory_mb: int
+
+
+class NodeReply(Wire):
+    node_id: str
+
+
+class InstanceReport(Wire):
+    instance_id: str
+    status: InstanceStatus
+    message: str = ""
+    started_at: datetime | None = None
+    terminated_at: datetime | None = None
+    address: str | None = None  # where the instance listens, as the node reaches it
+
+
+class LogLine(Wire):
+    instance_id: str
+    stream: str  # stdout | stderr | koyeb (the platform's own lines)
+    msg: str
+    created_at: datetime
+
+
+class ReportBatch(Wire):
+    instances: list[InstanceReport] = []
+    logs: list[LogLine] = []
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The facts about one instance that its assignment is made from."""
+
+    instance_id: str
+    organization_id: str
+    app_id: str
+    app_name: str
+    service_id: str
+    service_name: str
+    deployment_id: str
+    region: str
+    replica_index: int
+    desired: Desired
+    status: InstanceStatus
+    public_domain: str
+
+
+def build(
+    p: Placement,
+    definition: DeploymentDefinition,
+    secrets: Mapping[str, str],
+    registry_secret: RegistrySecret | None,
+) -> Assignment:
+    """The assignment of one instance (pure): the region's view of the definition, env with
+    secrets resolved, `PORT` = the lowest exposed port, and Koyeb's `KOYEB_*` variables."""
+    view = regional_definition(definition, p.region)
+    regional = DeploymentDefinition.model_validate(
+        {k: v for k, v in view.items() if k in ("name", "type", "ports", "health_checks", "docker")}
+    )
+    itype = INSTANCE_TYPES[view.get("instance_type") or "nano"]
+    env: dict[str, str] = {
+        "KOYEB_APP_NAME": p.app_name,
+        "KOYEB_APP_ID": p.app_id,
+        "KOYEB_SERVICE_NAME": p.service_name,
+        "KOYEB_SERVICE_ID": p.service_id,
+        "KOYEB_DEPLOYMENT_ID": p.deployment_id,
+        "KOYEB_INSTANCE_ID": p.instance_id,
+        "KOYEB_INSTANCE_TYPE": itype.id,
+        "KOYEB_REGION": p.region,
+        "KOYEB_PUBLIC_DOMAIN": p.public_domain,
+    }
+    ports = sorted(port.port for port in regional.ports or [] if port.port)
+    if ports:
+        env["PORT"] = str(ports[0])
+    for e in view.get("env", []):
+        if e.get("secret"):
+            env[e["key"]] = secrets[e["secret"]]
+        else:
+            env[e["key"]] = interpolate(e.get("value", ""), secrets)
+    return Assignment(
+        instance_id=p.instance_id,
+        organization_id=p.organization_id,
+        app_id=p.app_id,
+        service_id=p.service_id,
+        deployment_id=p.deployment_id,
+        region=p.region,
+        replica_index=p.replica_index,
+        desired=p.desired,
+        status=p.status,
+        docker=regional.docker or DockerSource(),
+        registry_secret=registry_secret,
+        env=env,
+        ports=list(regional.ports or []),
+        health_checks=list(regional.health_checks or []),
+        instance_type=itype.id,
+        vcpu=itype.vcpu_shares,
+        memory_mb=itype.memory_mb,
+        disk_mb=itype.disk_mb,
+        hostname=f"{p.service_name}-{p.replica_index}",
+    )

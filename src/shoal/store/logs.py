@@ -1,0 +1,116 @@
+"""Instance logs: appended by agents, kept per instance up to a bound, queried by users."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from shoal.core.assignment import LogLine
+from shoal.store.tables import Instance, LogEntry
+
+MAX_LINES_PER_INSTANCE = 5000  # the retention bound: older lines go first
+
+
+def append(s: Session, node_id: str, lines: Iterable[LogLine], type_: str = "runtime") -> None:
+    """Store lines of instances placed on `node_id` (lines of other instances are dropped)."""
+    by_instance: dict[str, Instance | None] = {}
+    touched: set[str] = set()
+    for line in lines:
+        if line.instance_id not in by_instance:
+            inst = s.get(Instance, line.instance_id)
+            by_instance[line.instance_id] = inst if inst and inst.node_id == node_id else None
+        inst = by_instance[line.instance_id]
+        if inst is None:
+            continue
+        touched.add(inst.id)
+        s.add(
+            LogEntry(
+                organization_id=inst.organization_id,
+                app_id=inst.app_id,
+                service_id=inst.service_id,
+                deployment_id=inst.deployment_id,
+                regional_deployment_id=inst.regional_deployment_id,
+                instance_id=inst.id,
+                region=inst.region,
+                type=type_,
+                stream=line.stream,
+                msg=line.msg.replace("\x00", ""),
+                created_at=line.created_at,
+            )
+        )
+    s.flush()
+    for instance_id in touched:
+        oldest_kept = s.scalar(
+            select(LogEntry.id)
+            .where(LogEntry.instance_id == instance_id)
+            .order_by(LogEntry.id.desc())
+            .offset(MAX_LINES_PER_INSTANCE - 1)
+            .limit(1)
+        )
+        if oldest_kept is not None:
+            s.execute(
+                delete(LogEntry).where(
+                    LogEntry.instance_id == instance_id, LogEntry.id < oldest_kept
+                )
+            )
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    organization_id: str
+    type: str = "runtime"
+    app_id: str | None = None
+    service_id: str | None = None
+    deployment_id: str | None = None
+    regional_deployment_id: str | None = None
+    instance_ids: tuple[str, ...] = ()
+    streams: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    text: str | None = None
+    regex: re.Pattern[str] | None = None
+    newest_first: bool = True
+    limit: int = 100
+    after_id: int = 0  # for following: only lines newer than this
+
+
+def query(s: Session, q: LogQuery) -> list[LogEntry]:
+    stmt = select(LogEntry).where(
+        LogEntry.organization_id == q.organization_id,
+        LogEntry.type == q.type,
+        LogEntry.id > q.after_id,
+    )
+    for column, value in (
+        (LogEntry.app_id, q.app_id),
+        (LogEntry.service_id, q.service_id),
+        (LogEntry.deployment_id, q.deployment_id),
+        (LogEntry.regional_deployment_id, q.regional_deployment_id),
+    ):
+        if value:
+            stmt = stmt.where(column == value)
+    if q.instance_ids:
+        stmt = stmt.where(LogEntry.instance_id.in_(q.instance_ids))
+    if q.streams:
+        stmt = stmt.where(LogEntry.stream.in_(q.streams))
+    if q.start:
+        stmt = stmt.where(LogEntry.created_at >= q.start)
+    if q.end:
+        stmt = stmt.where(LogEntry.created_at <= q.end)
+    if q.text:
+        stmt = stmt.where(LogEntry.msg.contains(q.text, autoescape=True))
+    stmt = stmt.order_by(LogEntry.id.desc() if q.newest_first else LogEntry.id)
+    if q.regex is None:
+        return list(s.scalars(stmt.limit(q.limit)).all())
+    # A regular expression is applied here, the same on every database, over a bounded scan.
+    out = []
+    for row in s.scalars(stmt.limit(q.limit * 50)).all():
+        if q.regex.search(row.msg):
+            out.append(row)
+            if len(out) == q.limit:
+                break
+    return out
