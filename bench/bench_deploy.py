@@ -57,7 +57,7 @@ def direct(rootfs: Path) -> float:
     """The floor: the same httpd as a plain host process, start to first 200."""
     port = free_port()
     t0 = time.monotonic()
-    proc = subprocess.Popen(["chroot", str(rootfs), *HTTPD[:3], str(port), *HTTPD[5:]])
+    proc = subprocess.Popen(["chroot", str(rootfs), *HTTPD[:4], str(port), *HTTPD[5:]])
     try:
         return first_200(f"http://127.0.0.1:{port}/", t0 + 10) - t0
     finally:

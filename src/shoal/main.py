@@ -132,7 +132,7 @@ def up(
     region_ids = _regions(regions)
     host, port = _host_port(api_listen, "--api-listen")
     _host_port(edge_listen, "--edge-listen")
-    data_dir = data_dir.expanduser()
+    data_dir = data_dir.expanduser().resolve()  # sandboxes start elsewhere than here
     db = prepare(data_dir, database_url, org_name)
     agent_token = _agent_token(data_dir)
     platform = Platform(
@@ -270,6 +270,7 @@ def agent(
 
     _logging()
     _regions(region)
+    data_dir, images = data_dir.expanduser().resolve(), images.expanduser().resolve()
     try:
         driver = SandboxDriver(
             data_dir / "runtime", address_pool=address_pool, cgroup_parent=f"shoal-{region}"
