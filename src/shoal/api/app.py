@@ -13,12 +13,14 @@ from starlette.types import ASGIApp
 
 from shoal.api import errors
 from shoal.api.deps import Platform, no_nul
+from shoal.api.exec_relay import ExecRelay
 from shoal.api.limits import BodyLimit
 from shoal.api.routers import (
     apps,
     catalog,
     deployments,
     events,
+    instance_exec,
     logs,
     nodes,
     secrets,
@@ -38,6 +40,7 @@ def create_api(platform: Platform) -> ASGIApp:
         dependencies=[Depends(no_nul)],
     )
     api.state.platform = platform
+    api.state.exec_relay = ExecRelay()
     errors.install(api)
     for r in (
         apps.router,
@@ -49,6 +52,8 @@ def create_api(platform: Platform) -> ASGIApp:
         tenancy.router,
         nodes.router,
         logs.router,
+        instance_exec.router,
+        instance_exec.internal,
     ):
         api.include_router(r)
 

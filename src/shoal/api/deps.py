@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fastapi import Depends, Query, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -99,7 +100,7 @@ class Platform:
 # Dependencies are `async def` where they do no blocking I/O: a sync one costs a thread hop.
 
 
-async def platform(request: Request) -> Platform:
+async def platform(request: HTTPConnection) -> Platform:
     p: Platform = request.app.state.platform
     return p
 
@@ -157,7 +158,7 @@ async def page(
     return Page(limit=limit or DEFAULT_LIMIT, offset=offset or 0)
 
 
-async def no_nul(request: Request) -> None:
+async def no_nul(request: HTTPConnection) -> None:
     """Refuse a NUL character in the path or the query (PostgreSQL takes none in text)."""
     params = [*request.path_params.items(), *request.query_params.multi_items()]
     bad = [
@@ -177,8 +178,8 @@ def newest_first(order: str | None) -> bool:
     raise InvalidArgument("Validation error", [FieldError("order", "must be asc or desc")])
 
 
-async def node_agent(request: Request, p: Platform = Depends(platform)) -> None:
-    """Only node agents, with the platform's agent token, reach `/internal/v1/nodes`."""
+async def node_agent(request: HTTPConnection, p: Platform = Depends(platform)) -> None:
+    """Only node agents, with the platform's agent token, reach `/internal/v1/...`."""
     header = request.headers.get("authorization", "")
     token = header.partition(" ")[2].strip() if " " in header else header.strip()
     if not p.agent_token_hash or not hmac.compare_digest(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Body, Depends, Query
+from sqlalchemy.orm import Session
 
 from shoal.api.deps import Platform, page, platform, principal
 from shoal.api.routing import RetryOnConflict
@@ -11,7 +14,7 @@ from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.store import apps as app_store
 from shoal.store import services as service_store
 from shoal.store.query import Page
-from shoal.store.tables import App
+from shoal.store.tables import App, Service
 from shoal.store.tenancy import Principal
 
 router = APIRouter(
@@ -59,7 +62,13 @@ async def get_app(
         return wire.AppReply(app=_render(p, app_store.get(s, who.organization_id, id)))
 
 
-def _update(id: str, body: wire.UpdateApp, who: Principal, p: Platform) -> wire.AppReply:
+def update_app(
+    id: str,
+    body: wire.UpdateApp = Body(...),
+    update_mask: str | None = Query(None, description="Accepted; the body's fields are applied"),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.AppReply:
     lc = body.life_cycle
     with p.db.session() as s:
         row = app_store.get(s, who.organization_id, id)
@@ -67,56 +76,40 @@ def _update(id: str, body: wire.UpdateApp, who: Principal, p: Platform) -> wire.
         return wire.AppReply(app=_render(p, row))
 
 
-@router.put("/{id}", operation_id="UpdateApp", response_model=wire.AppReply)
-def update_app(
-    id: str,
-    body: wire.UpdateApp = Body(...),
-    update_mask: str | None = Query(None),
-    who: Principal = Depends(principal),
-    p: Platform = Depends(platform),
-) -> wire.AppReply:
-    return _update(id, body, who, p)
+# Koyeb serves the same update as PUT (UpdateApp) and PATCH (UpdateApp2).
+for _method, _op in (("PUT", "UpdateApp"), ("PATCH", "UpdateApp2")):
+    router.add_api_route(
+        "/{id}", update_app, methods=[_method], operation_id=_op, response_model=wire.AppReply
+    )
 
 
-@router.patch("/{id}", operation_id="UpdateApp2", response_model=wire.AppReply)
-def patch_app(
-    id: str,
-    body: wire.UpdateApp = Body(...),
-    update_mask: str | None = Query(None),
-    who: Principal = Depends(principal),
-    p: Platform = Depends(platform),
-) -> wire.AppReply:
-    return _update(id, body, who, p)
+def _on_services(
+    id: str, who: Principal, p: Platform, act: Callable[[Session, App], list[Service]]
+) -> Empty:
+    """Apply an app-wide action to the app's services and wake the control loop for them."""
+    with p.db.session() as s:
+        row = app_store.get(s, who.organization_id, id)
+        members = [sv.id for sv in act(s, row)]
+    p.hint(members)
+    return Empty()
 
 
 @router.delete("/{id}", operation_id="DeleteApp", response_model=Empty)
 def delete_app(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> Empty:
-    with p.db.session() as s:
-        row = app_store.get(s, who.organization_id, id)
-        members = [sv.id for sv in service_store.delete_app(s, row)]
-    p.hint(members)
-    return Empty()
+    return _on_services(id, who, p, service_store.delete_app)
 
 
 @router.post("/{id}/pause", operation_id="PauseApp", response_model=Empty)
 def pause_app(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> Empty:
-    with p.db.session() as s:
-        row = app_store.get(s, who.organization_id, id)
-        members = [sv.id for sv in service_store.pause_app(s, row)]
-    p.hint(members)
-    return Empty()
+    return _on_services(id, who, p, service_store.pause_app)
 
 
 @router.post("/{id}/resume", operation_id="ResumeApp", response_model=Empty)
 def resume_app(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> Empty:
-    with p.db.session() as s:
-        row = app_store.get(s, who.organization_id, id)
-        members = [sv.id for sv in service_store.resume_app(s, row)]
-    p.hint(members)
-    return Empty()
+    return _on_services(id, who, p, service_store.resume_app)

@@ -173,7 +173,10 @@ async def tail_logs(websocket: WebSocket) -> None:
         for _, line in backlog:
             await websocket.send_json({"result": line.model_dump(mode="json")})
         while True:
-            await asyncio.sleep(FOLLOW_S)
+            with contextlib.suppress(TimeoutError):  # between looks, notice a client that left
+                message = await asyncio.wait_for(websocket.receive(), FOLLOW_S)
+                if message["type"] == "websocket.disconnect":
+                    return
             follow = dataclasses.replace(q, after_id=last_id, start=None, limit=1000)
             for row_id, line in await run_in_threadpool(_run, p, follow):
                 await websocket.send_json({"result": line.model_dump(mode="json")})

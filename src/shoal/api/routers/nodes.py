@@ -1,4 +1,5 @@
-"""/internal/v1/nodes: how node agents register, learn their assignments and report back.
+"""/internal/v1/nodes: how node agents register, learn their assignments (and the exec sessions
+waiting for them) and report back.
 
 shoal's own protocol (not Koyeb's API), authenticated with the platform's agent token, and
 left out of /openapi.json, which describes the API users call (core/assignment.py holds the
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from shoal.api.deps import Platform, node_agent, platform
+from shoal.api.exec_relay import ExecRelay, exec_relay
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.core.assignment import AssignmentList, NodeHello, NodeReply, ReportBatch
@@ -60,18 +62,24 @@ async def assignments(
     known: str = Query("", description="The fingerprint (ETag) of the assignments the node has"),
     wait: float = Query(0, ge=0, le=MAX_WAIT_S, description="Seconds to hold the answer"),
     p: Platform = Depends(platform),
+    relay: ExecRelay = Depends(exec_relay),
 ) -> AssignmentList:
-    """The node's assignments, held up to `wait` seconds while they still match `known`."""
+    """The node's assignments and pending exec sessions, held up to `wait` seconds while they
+    still match `known`."""
     deadline = time.monotonic() + wait
     signal = p.nodes.event(node_id)
-    fingerprint = await run_in_threadpool(_fingerprint, p, node_id)
-    while fingerprint == known and time.monotonic() < deadline:
-        signal.clear()
+    while True:
+        signal.clear()  # before looking: a change made while looking wakes the wait below
+        fingerprint = await run_in_threadpool(_fingerprint, p, node_id)
+        fingerprint += relay.fingerprint(node_id)
+        if fingerprint != known or time.monotonic() >= deadline:
+            break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signal.wait(), deadline - time.monotonic())
-        fingerprint = await run_in_threadpool(_fingerprint, p, node_id)
     response.headers["ETag"] = fingerprint
-    return await run_in_threadpool(_assignments, p, node_id)
+    listing = await run_in_threadpool(_assignments, p, node_id)
+    listing.exec_sessions = relay.pending(node_id)
+    return listing
 
 
 @router.post("/{node_id}/report", operation_id="NodeReport", response_model=Empty)

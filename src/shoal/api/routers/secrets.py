@@ -92,43 +92,29 @@ async def get_secret(
         return wire.SecretReply(secret=_render(p.box, secret_store.get(s, who.organization_id, id)))
 
 
-def _update(id: str, body: wire.SecretBody, who: Principal, p: Platform) -> wire.SecretReply:
+def update_secret(
+    id: str,
+    body: wire.SecretBody = Body(...),
+    update_mask: str | None = Query(None, description="Accepted; the body's fields are applied"),
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
+) -> wire.SecretReply:
     with p.db.session() as s:
         row = secret_store.get(s, who.organization_id, id)
         secret_store.update(s, p.box, row, body.value, body.registry())
         return wire.SecretReply(secret=_render(p.box, row))
 
 
-@router.put(
-    "/{id}",
-    operation_id="UpdateSecret",
-    response_model=wire.SecretReply,
-    response_model_exclude_none=True,
-)
-def update_secret(
-    id: str,
-    body: wire.SecretBody = Body(...),
-    update_mask: str | None = Query(None),
-    who: Principal = Depends(principal),
-    p: Platform = Depends(platform),
-) -> wire.SecretReply:
-    return _update(id, body, who, p)
-
-
-@router.patch(
-    "/{id}",
-    operation_id="UpdateSecret2",
-    response_model=wire.SecretReply,
-    response_model_exclude_none=True,
-)
-def patch_secret(
-    id: str,
-    body: wire.SecretBody = Body(...),
-    update_mask: str | None = Query(None),
-    who: Principal = Depends(principal),
-    p: Platform = Depends(platform),
-) -> wire.SecretReply:
-    return _update(id, body, who, p)
+# Koyeb serves the same update as PUT (UpdateSecret) and PATCH (UpdateSecret2).
+for _method, _op in (("PUT", "UpdateSecret"), ("PATCH", "UpdateSecret2")):
+    router.add_api_route(
+        "/{id}",
+        update_secret,
+        methods=[_method],
+        operation_id=_op,
+        response_model=wire.SecretReply,
+        response_model_exclude_none=True,
+    )
 
 
 @router.delete("/{id}", operation_id="DeleteSecret", response_model=Empty)

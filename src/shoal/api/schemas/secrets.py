@@ -7,6 +7,7 @@ from typing import Any
 
 from shoal.api.schemas.common import In, Out
 from shoal.core.enums import SecretType
+from shoal.store.secrets import REGISTRY_KINDS
 
 
 class RegistryIn(In):
@@ -48,15 +49,7 @@ class SecretBody(In):
 
     def registry(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for kind in (
-            "docker_hub_registry",
-            "private_registry",
-            "digital_ocean_registry",
-            "github_registry",
-            "gitlab_registry",
-            "gcp_container_registry",
-            "azure_container_registry",
-        ):
+        for kind in REGISTRY_KINDS:
             config = getattr(self, kind)
             if config is not None:
                 out[kind] = config.model_dump(exclude_none=True)
