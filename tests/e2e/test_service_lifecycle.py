@@ -66,6 +66,7 @@ def definition(image: str) -> dict[str, Any]:
         "regions": ["fra"],
         "instance_types": [{"type": "nano"}],
         "scalings": [{"min": 1, "max": 1}],
+        "health_checks": [{"http": {"port": 8000, "path": "/index.html"}}],
     }
 
 
