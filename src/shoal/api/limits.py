@@ -1,6 +1,7 @@
 """Request body handling before FastAPI sees it: a size limit enforced while the body streams
 in (Content-Length may lie or be absent), and JSON as the body's type whatever the client
-said (as Koyeb's gateway does: `curl -d` sends a form content type)."""
+said (as Koyeb's gateway does: `curl -d` sends a form content type). FastAPI's own
+`max_body_size` answers a plain-text 413, not Koyeb's error body, hence this."""
 
 from __future__ import annotations
 

@@ -35,8 +35,10 @@ def find(
     if lock:
         base = base.with_for_update()
     row: T | None = None
-    if is_uuid(ident):
-        row = s.scalars(base.where(col == ident.lower())).first()
+    if is_uuid(ident):  # by primary key: the session's cached identity lookup
+        row = s.get(model, ident.lower(), with_for_update=lock)
+        if row is not None and row.organization_id != org_id:  # type: ignore[attr-defined]
+            row = None
     elif is_short_id(ident):
         rows = s.scalars(base.where(col.startswith(ident.lower())).limit(2)).all()
         row = rows[0] if len(rows) == 1 else None
