@@ -147,7 +147,12 @@ def up(
     platform.hint = reconciler.hint
     server = _server(
         uvicorn.Config(
-            create_api(platform), host=host, port=port, log_level="warning", access_log=False
+            create_api(platform),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,  # the API is reached directly; the edge sets its own headers
         )
     )
     api_url = f"http://{host}:{port}"

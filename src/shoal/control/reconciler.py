@@ -11,22 +11,29 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from shoal.control import deployer
-from shoal.core.enums import DeploymentStatus
+from shoal.core.enums import AppStatus, DeploymentStatus, InstanceStatus
 from shoal.core.status import STARTING_UP, Intent
 from shoal.store import apps as app_store
 from shoal.store import events
 from shoal.store import services as service_store
 from shoal.store.db import Database, lost_a_race
-from shoal.store.tables import App, Deployment, Service
+from shoal.store.tables import App, Deployment, Instance, Service
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 5.0
+# Instance statuses on the way somewhere: their service is visited at every resync.
+_SETTLING = [
+    InstanceStatus.ALLOCATING.value,
+    InstanceStatus.STARTING.value,
+    InstanceStatus.STOPPING.value,
+    InstanceStatus.UNHEALTHY.value,
+]
 
 
 class Reconciler:
@@ -88,10 +95,27 @@ class Reconciler:
         else:
             app_store.refresh_status(s, app)
 
-    def resync(self) -> None:
-        """Visit everything that may need work: services not settled, apps being deleted."""
-        with self.db.session() as s:
-            ids = set(s.scalars(select(Service.id)).all())
+    def resync(self, everything: bool = False) -> None:
+        """Visit what may need work: services not settled (or all of them), apps being
+        deleted. A settled service (HEALTHY, its latest deployment active, every instance
+        running as wanted) changes only through a write or a report, which hint it."""
+        with self.db.session(commit=False) as s:
+            q = select(Service.id)
+            if not everything:
+                q = q.where(
+                    or_(
+                        Service.status != AppStatus.HEALTHY.value,
+                        Service.intent != Intent.RUN.value,
+                        Service.active_deployment_id.is_(None),
+                        Service.active_deployment_id != Service.latest_deployment_id,
+                        Service.id.in_(
+                            select(Instance.service_id).where(
+                                Instance.status.in_(_SETTLING),
+                            )
+                        ),
+                    )
+                )
+            ids = set(s.scalars(q).all())
             deleting_apps = list(s.scalars(select(App.id).where(App.deleting.is_(True))).all())
         for sid in ids:
             self.sync_service(sid)
@@ -101,7 +125,7 @@ class Reconciler:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self.resync)  # whatever changed while we were down
+        await asyncio.to_thread(self.resync, True)  # whatever changed while we were down
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
