@@ -232,7 +232,7 @@ async def _supervise_agent(
         sys.executable, "-m", "shoal", "agent", "--api", api_url, "--region", region,
         "--token-file", str(data_dir / AGENT_TOKEN_FILE),
         "--data-dir", str(data_dir / "nodes" / region),
-        "--images", str(data_dir / "images"),
+        "--images", str(data_dir / "nodes" / region / "images"),
         "--address-pool", f"100.{72 + index}.0.0/16",
     ]  # fmt: skip
     while True:

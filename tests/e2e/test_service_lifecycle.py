@@ -142,6 +142,8 @@ def test_service_lifecycle(platform: Shoal, registry, image_builder, tmp_path: P
     services.delete_service(created.id)
     until("service gone", lambda: _gone(services, created.id))
     assert not _sandboxes(platform)
+    images = platform.data_dir / "nodes" / "fra" / "images" / "sha256"
+    assert not list(images.iterdir())  # its images went with it
     apps.delete_app(app.id)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from shoal.agent.exec_sessions import ExecSessions
 from shoal.agent.instance import InstanceTask
 from shoal.agent.logs import LogFollower
 from shoal.build.image import ImageStore
@@ -47,6 +48,7 @@ class Agent:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.follower = LogFollower(state_dir / "log-offsets.json")
         self.tasks: dict[str, InstanceTask] = {}
+        self.execs = ExecSessions(client, driver)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, InstanceReport] = {}
         self._lines: list[LogLine] = []
@@ -132,10 +134,12 @@ class Agent:
                         log.warning("%s", e)
                         await asyncio.sleep(1)
                         continue
+                    self.execs.start(listing.exec_sessions)
                     await self._reconcile(listing.assignments, adopted, http)
                     adopted = {}
             finally:
                 flusher.cancel()
+                self.execs.cancel()
                 for t in self._running.values():
                     t.cancel()
 
@@ -163,6 +167,14 @@ class Agent:
         for instance_id in set(adopted) - listed:
             await asyncio.to_thread(self.driver.destroy, instance_id)
 
+    def _prune_images(self) -> None:
+        """Remove the images no instance of this node runs (its image store is its own).
+        Skipped while an instance is still pulling: its image is not known to be kept yet."""
+        if any(task.rootfs is None for task in self.tasks.values()):
+            return
+        keep = {self.images.digest_of(t.rootfs) for t in self.tasks.values() if t.rootfs}
+        self.images.prune({d for d in keep if d})
+
     def _spawn(
         self, a: Assignment, adopted: SandboxState | None, http: httpx.AsyncClient
     ) -> InstanceTask:
@@ -180,6 +192,8 @@ class Agent:
                     self.report(a, InstanceStatus.ERROR, "Internal error on the node", None, None)
                 self._collect_logs(a.instance_id)
                 await asyncio.to_thread(self.driver.destroy, a.instance_id)
+                self.tasks.pop(a.instance_id, None)
+                await asyncio.to_thread(self._prune_images)
                 self.follower.forget(a.instance_id)
             finally:
                 self.tasks.pop(a.instance_id, None)

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 
@@ -62,6 +63,8 @@ class InstanceTask:
         self.stop_requested = asyncio.Event()
         self.started_at: datetime | None = None
         self.address: str | None = None
+        # The image root it runs from, once known: its image must stay while it runs.
+        self.rootfs: Path | None = adopted.rootfs if adopted else None
 
     def request_stop(self) -> None:
         self.stop_requested.set()
@@ -87,6 +90,7 @@ class InstanceTask:
             if a.registry_secret is not None:
                 creds = credentials_from_secret(a.registry_secret.kind, a.registry_secret.config)
             image = await asyncio.to_thread(self.images.pull, a.docker.image or "", creds)
+            self.rootfs = image.rootfs
             proc = process_for(image, a.docker, a.env)
             spec = SandboxSpec(
                 instance_id=a.instance_id,

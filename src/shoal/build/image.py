@@ -118,6 +118,13 @@ class ImageStore:
         found = (f"sha256:{entry.name}" for entry in self._images.iterdir())
         return {digest for digest in found if DIGEST.fullmatch(digest)}
 
+    def digest_of(self, rootfs: Path) -> str | None:
+        """The digest of the image whose unpacked root is `rootfs`, if it is one of ours."""
+        if rootfs.parent.parent != self._images or rootfs.name != "rootfs":
+            return None
+        digest = f"sha256:{rootfs.parent.name}"
+        return digest if DIGEST.fullmatch(digest) else None
+
     def prune(self, keep: Collection[str]) -> list[str]:
         """Remove the unpacked images whose digest is not in `keep`, and abandoned work.
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from shoal.cli import deployments
+from shoal.cli import deployments, logs
 from shoal.cli.output import field, note, short_id, show, when
 from shoal.cli.service_flags import (
     ChecksFlag,
@@ -259,3 +259,6 @@ def redeploy(
     show(output(ctx), deployment, deployments.COLUMNS)
     if wait:
         _wait_deployed(c, service["name"], deployment["id"], wait_timeout)
+
+
+app.command()(logs.logs)

@@ -6,11 +6,14 @@ Replies come back as the API's JSON objects (`dict`), unwrapped from their envel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from shoal.client import streams
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.core.definition import DeploymentDefinition
 
@@ -31,6 +34,7 @@ class ShoalClient:
         timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, transport=transport, timeout=timeout
@@ -169,6 +173,26 @@ class ShoalClient:
 
     def get_instance(self, ident: str) -> JSON:
         return self._one("GET", f"/v1/instances/{_segment(ident)}", "instance")
+
+    def exec(
+        self, ident: str, command: list[str], *, service: bool = False, tty: bool = False
+    ) -> AbstractContextManager[streams.ExecChannel]:
+        """Run `command` in the instance `ident`, or in one HEALTHY instance of the service
+        `ident` (by id) when `service`."""
+        id_type = "SERVICE_ID" if service else "INSTANCE_ID"
+        return streams.open_exec(self.base_url, self._token, ident, id_type, command, tty)
+
+    # Logs
+
+    def query_logs(self, **filters: Any) -> JSON:
+        """`{data: [lines], pagination}`: filters as `/v1/streams/logs/query` takes them."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        return self._call("GET", "/v1/streams/logs/query", params=params)
+
+    def tail_logs(self, **filters: Any) -> Iterator[JSON]:
+        """Log lines as they come: the backlog first (as `/v1/streams/logs/tail` takes it)."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        return streams.tail_logs(self.base_url, self._token, params)
 
     # Secrets
 

@@ -1,12 +1,14 @@
-"""The node agents' side of the control-plane API (`/internal/v1/nodes/...`)."""
+"""The node agents' side of the control-plane API (`/internal/v1/...`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import connect
 
 from shoal.client.errors import ApiError, ApiUnreachable
+from shoal.client.streams import ws_url
 from shoal.core.assignment import AssignmentList, NodeHello, NodeReply, ReportBatch
 
 
@@ -14,11 +16,10 @@ class NodeClient:
     def __init__(
         self, base_url: str, token: str, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
+        self._base_url = base_url
+        self._headers = {"Authorization": f"Bearer {token}"}
         self._http = httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport,
-            timeout=30,
-            headers={"Authorization": f"Bearer {token}"},
+            base_url=base_url, transport=transport, timeout=30, headers=self._headers
         )
 
     async def close(self) -> None:
@@ -58,3 +59,9 @@ class NodeClient:
         await self._call(
             "POST", f"/internal/v1/nodes/{node_id}/report", json=batch.model_dump(mode="json")
         )
+
+    def exec_channel(self, session_id: str) -> connect:
+        """The WebSocket of one exec session (`async with`): `ExecInput` frames come in,
+        `ExecOutput` frames go out."""
+        url = ws_url(self._base_url, f"/internal/v1/exec/{session_id}")
+        return connect(url, additional_headers=self._headers)

@@ -1,6 +1,8 @@
 """What the control plane and node agents say to each other (shoal's own, not Koyeb's API).
 
-Agents pull `Assignment`s for their node and push `InstanceReport`s and log lines back.
+Agents pull `Assignment`s for their node and push `InstanceReport`s and log lines back. A
+user's exec session reaches the node in the same pull (`ExecSession`); the agent then opens
+the session's WebSocket to the API and sends `ExecOutput`s for the `ExecInput`s it gets.
 """
 
 from __future__ import annotations
@@ -8,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.core.catalog import INSTANCE_TYPES
 from shoal.core.definition import DeploymentDefinition, DockerSource, HealthCheck, Port
@@ -53,9 +55,48 @@ class Assignment(Wire):
     hostname: str
 
 
+class ExecSession(Wire):
+    """A command a user runs in one of the node's instances (`/v1/streams/instances/exec`):
+    the agent connects to `/internal/v1/exec/{session_id}` and runs it there."""
+
+    session_id: str
+    instance_id: str
+    command: list[str]
+    tty: bool
+
+
 class AssignmentList(Wire):
     node_id: str
     assignments: list[Assignment]
+    exec_sessions: list[ExecSession] = []  # waiting for the agent to connect
+
+
+class TtySize(Wire):
+    height: Annotated[int, Field(ge=0, le=0xFFFF)]
+    width: Annotated[int, Field(ge=0, le=0xFFFF)]
+
+
+class ExecFrame(BaseModel):
+    """One frame of an exec session's WebSocket; bytes travel as base64."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+
+class ExecInput(ExecFrame):
+    """API -> agent: input for the command, the end of it (`close`), or the terminal's size."""
+
+    stdin: bytes = b""
+    close: bool = False
+    tty_size: TtySize | None = None
+
+
+class ExecOutput(ExecFrame):
+    """Agent -> API: output, then last either the exit code or why the command could not run."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int | None = None
+    error: str = ""
 
 
 class NodeHello(Wire):

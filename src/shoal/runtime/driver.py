@@ -60,6 +60,7 @@ class SandboxState:
     oom_killed: bool = False
     started_at: float | None = None  # epoch seconds
     frozen: bool = False  # RUNNING but held by the cgroup freezer (light sleep)
+    rootfs: Path | None = None  # the image root it runs from
 
 
 @dataclass(frozen=True)

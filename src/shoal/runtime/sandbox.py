@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import termios
 import time
@@ -130,6 +131,7 @@ class SandboxDriver:
                 gid=who.gid,
                 workdir=spec.workdir,
                 env={"PATH": _DEFAULT_PATH, **spec.env},
+                rootfs=str(spec.rootfs),
             )
             record.save(files.record)
             cgroup.create(cgroups.limits_for(spec.resources))
@@ -226,6 +228,7 @@ class SandboxDriver:
             oom_killed=cgroup.oom_kills() > 0,
             started_at=record.started_at,
             frozen=running and cgroup.is_frozen(),
+            rootfs=Path(record.rootfs) if record.rootfs else None,
         )
 
     def stop(self, instance_id: str, grace_seconds: float) -> SandboxState:
@@ -308,6 +311,8 @@ class SandboxDriver:
                 f"{'frozen' if state.frozen else state.phase.value.lower()}"
             )
         init = parse_status(_read(self._files(request.instance_id).status)).child_pid
+        if init is None:
+            raise SandboxError(f"sandbox {request.instance_id} has no process to join yet")
         argv = [
             "nsenter",
             f"--target={init}",
@@ -337,7 +342,7 @@ class SandboxDriver:
                 start_new_session=True,
                 preexec_fn=join,
             )
-        master, slave = os.openpty()
+        master, slave = _sandbox_pty(init)
         try:
             proc = subprocess.Popen(
                 argv,
@@ -394,6 +399,26 @@ def _joiner(record: Record, net: netns.Network | None = None) -> Callable[[], No
             netns.enter(net)
 
     return join
+
+
+# The ioctls of a pty's master end (Linux's generic values, as on x86-64 and arm64).
+_TIOCGPTN = 0x80045430  # its number in its /dev/pts
+_TIOCSPTLCK = 0x40045431  # (un)lock its slave end
+
+
+def _sandbox_pty(init: int) -> tuple[int, int]:
+    """A pty of the sandbox's own /dev/pts, so that commands in it can name their terminal
+    (`tty`, ttyname): its master and slave ends, opened through the sandbox's root."""
+    pts = f"/proc/{init}/root/dev/pts"
+    master = os.open(f"{pts}/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+        (number,) = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, bytes(4)))
+        slave = os.open(f"{pts}/{number}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        os.close(master)
+        raise
+    return master, slave
 
 
 def _with_tty(join: Callable[[], None]) -> Callable[[], None]:

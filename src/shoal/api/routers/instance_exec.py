@@ -33,8 +33,16 @@ internal = APIRouter(
 FIRST_FRAME_S = 30.0
 AGENT_WAIT_S = 10.0  # for the node's agent to join the session
 RUNNING = (InstanceStatus.STARTING, InstanceStatus.HEALTHY, InstanceStatus.UNHEALTHY)
-# Error frames are google.rpc.Status, as Koyeb's: gRPC codes for the errors' HTTP statuses.
-GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 503: 14}
+# Error frames are google.rpc.Status, as Koyeb's: the gRPC code of each error code.
+GRPC_CODES = {
+    "invalid_argument": 3,
+    "not_found": 5,
+    "conflict": 6,
+    "authorization_required": 7,
+    "failed_precondition": 9,
+    "unavailable": 14,
+    "authentication_error": 16,
+}
 GRPC_INTERNAL = 13
 
 
@@ -61,9 +69,14 @@ class NodeGone(ShoalError):
         super().__init__(message, 503, "unavailable")
 
 
-def _parse(text: str) -> ExecCommandRequest:
+async def _receive(user: WebSocket) -> ExecCommandRequest:
+    """The user's next frame (JSON, in a text or a binary message)."""
+    message = await user.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
     try:
-        return ExecCommandRequest.model_validate_json(text)
+        frame = message.get("text") or message.get("bytes") or ""
+        return ExecCommandRequest.model_validate_json(frame)
     except ValidationError as e:
         fields = [FieldError(".".join(map(str, err["loc"])), err["msg"]) for err in e.errors()]
         raise InvalidArgument("Validation error", fields) from None
@@ -71,7 +84,7 @@ def _parse(text: str) -> ExecCommandRequest:
 
 def _error(e: ShoalError) -> dict[str, Any]:
     message = "; ".join([e.message, *(f"{f.field}: {f.description}" for f in e.fields)])
-    return {"error": {"code": GRPC_CODES.get(e.status, GRPC_INTERNAL), "message": message}}
+    return {"error": {"code": GRPC_CODES.get(e.code, GRPC_INTERNAL), "message": message}}
 
 
 def _result(out: ExecOutput) -> dict[str, Any]:
@@ -92,7 +105,6 @@ def _target(p: Platform, org_id: str, frame: ExecCommandRequest) -> tuple[str, s
                 .where(
                     Instance.service_id == service.id,
                     Instance.status == InstanceStatus.HEALTHY.value,
-                    Instance.node_id.is_not(None),
                 )
                 .order_by(Instance.created_at.desc())
             ).first()
@@ -100,14 +112,14 @@ def _target(p: Platform, org_id: str, frame: ExecCommandRequest) -> tuple[str, s
                 raise PreconditionFailed("The service has no HEALTHY instance to run commands in")
         else:
             inst = find(s, Instance, org_id, frame.id, "instance")
-            if inst.status not in RUNNING or inst.node_id is None:
-                raise PreconditionFailed(f"The instance is {inst.status}: nothing runs in it")
+        if inst.status not in RUNNING or inst.node_id is None:
+            raise PreconditionFailed(f"The instance is {inst.status}: nothing runs in it")
         return inst.id, inst.node_id
 
 
 async def _first_frame(websocket: WebSocket) -> ExecCommandRequest:
     try:
-        frame = _parse(await asyncio.wait_for(websocket.receive_text(), FIRST_FRAME_S))
+        frame = await asyncio.wait_for(_receive(websocket), FIRST_FRAME_S)
     except TimeoutError:
         raise InvalidArgument("Send the command in the first frame") from None
     missing = [FieldError("id", "must be set")] if not frame.id else []
@@ -144,7 +156,7 @@ async def _relay(user: WebSocket, agent: WebSocket, first: ExecCommandRequest) -
                     await agent.send_text(message.model_dump_json())
                 except WebSocketDisconnect:
                     raise NodeGone("The node ended the session") from None
-            frame = _parse(await user.receive_text())
+            frame = await _receive(user)
 
     async def downstream() -> None:
         while True:
