@@ -48,6 +48,7 @@ class Agent:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.follower = LogFollower(state_dir / "log-offsets.json")
         self.tasks: dict[str, InstanceTask] = {}
+        self._ended: set[str] = set()
         self.execs = ExecSessions(client, driver)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, InstanceReport] = {}
@@ -159,8 +160,9 @@ class Agent:
                     self._spawn(a, adopted[a.instance_id], http).request_stop()
                 else:
                     self.report(a, InstanceStatus.STOPPED, "Instance stopped.", None, None)
-            elif task is None and a.status not in _FINAL:
+            elif task is None and a.status not in _FINAL and a.instance_id not in self._ended:
                 self._spawn(a, adopted.get(a.instance_id), http)
+        self._ended &= listed  # the API lists them no more: their end has reached it
         for instance_id, task in self.tasks.items():
             if instance_id not in listed:
                 task.request_stop()
@@ -195,6 +197,9 @@ class Agent:
                 self.tasks.pop(a.instance_id, None)
                 await asyncio.to_thread(self._prune_images)
                 self.follower.forget(a.instance_id)
+                # An instance runs once: its end may not have reached the API yet when the
+                # next assignments arrive, and a replacement is a new instance.
+                self._ended.add(a.instance_id)
             finally:
                 self.tasks.pop(a.instance_id, None)
                 self._running.pop(a.instance_id, None)
