@@ -7,7 +7,7 @@ with the same key (port, route path, env name, check port, region), `!KEY` remov
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -126,6 +126,14 @@ class Flags:
     min_scale: int | None = None
     max_scale: int | None = None
     checks: list[str] | None = None
+
+
+def flags_of(params: dict[str, Any]) -> Flags:
+    """The definition flags among a command's parameters (Typer's `ctx.params`); the
+    `--type` option's parameter is named `kind`."""
+    given = {"type": params.get("kind")}
+    given.update({f.name: params.get(f.name) for f in fields(Flags) if f.name != "type"})
+    return Flags(**given)
 
 
 def _port_number(raw: str, flag: str) -> int:

@@ -16,7 +16,6 @@ from shoal.cli.service_flags import (
     DockerFlag,
     DockerSecretFlag,
     EnvFlag,
-    Flags,
     GitBranchFlag,
     GitFlag,
     InstanceTypeFlag,
@@ -27,6 +26,7 @@ from shoal.cli.service_flags import (
     RoutesFlag,
     TypeFlag,
     apply,
+    flags_of,
 )
 from shoal.cli.state import client, output
 from shoal.cli.wait import (
@@ -92,24 +92,7 @@ def create(
     wait_timeout: WaitTimeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Create a service; what the flags leave out gets Koyeb's defaults."""
-    flags = Flags(
-        kind,
-        docker,
-        docker_command,
-        docker_args,
-        docker_entrypoint,
-        docker_private_registry_secret,
-        git,
-        git_branch,
-        ports,
-        routes,
-        env,
-        regions,
-        instance_type,
-        min_scale,
-        max_scale,
-        checks,
-    )
+    flags = flags_of(ctx.params)
     definition = apply(DeploymentDefinition(name=name), flags)  # usage errors before any call
     c = client(ctx)
     service = c.create_service(c.get_app(app_)["id"], definition)
@@ -142,24 +125,7 @@ def update(
     wait_timeout: WaitTimeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Deploy the latest deployment's definition changed by the flags given."""
-    flags = Flags(
-        kind,
-        docker,
-        docker_command,
-        docker_args,
-        docker_entrypoint,
-        docker_private_registry_secret,
-        git,
-        git_branch,
-        ports,
-        routes,
-        env,
-        regions,
-        instance_type,
-        min_scale,
-        max_scale,
-        checks,
-    )
+    flags = flags_of(ctx.params)
     c = client(ctx)
     service = c.get_service(ident)
     latest = c.get_deployment(service["latest_deployment_id"])

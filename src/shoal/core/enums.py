@@ -45,24 +45,11 @@ class DeploymentStatus(StrEnum):
     SLEEPING = "SLEEPING"
 
 
-class RegionalDeploymentStatus(StrEnum):
-    """A deployment's statuses but STASHED: a stashed deployment has no regional ones."""
-
-    PENDING = "PENDING"
-    PROVISIONING = "PROVISIONING"
-    SCHEDULED = "SCHEDULED"
-    CANCELING = "CANCELING"
-    CANCELED = "CANCELED"
-    ALLOCATING = "ALLOCATING"
-    STARTING = "STARTING"
-    HEALTHY = "HEALTHY"
-    DEGRADED = "DEGRADED"
-    UNHEALTHY = "UNHEALTHY"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    ERRORING = "ERRORING"
-    ERROR = "ERROR"
-    SLEEPING = "SLEEPING"
+# A deployment's statuses but STASHED: a stashed deployment has no regional ones.
+RegionalDeploymentStatus = StrEnum(  # type: ignore[misc]
+    "RegionalDeploymentStatus",
+    [(s.name, s.value) for s in DeploymentStatus if s is not DeploymentStatus.STASHED],
+)
 
 
 CANCELABLE_DEPLOYMENT_STATUSES = frozenset(

@@ -69,10 +69,6 @@ class Database:
             self.engine = create_engine(self.url, pool_size=8, max_overflow=8, pool_pre_ping=True)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
-
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
         cfg = Config()

@@ -7,16 +7,16 @@ import contextlib
 import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from shoal.api.deps import Platform, authenticate_token, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas.common import ERROR_RESPONSES
-from shoal.core.errors import FieldError, InvalidArgument, ShoalError
+from shoal.core.errors import ShoalError
 from shoal.store import logs as log_store
 from shoal.store.tables import LogEntry
 from shoal.store.tenancy import Principal
@@ -25,6 +25,7 @@ router = APIRouter(route_class=RetryOnConflict, tags=["Logs"], responses=ERROR_R
 QUERY_WINDOW = timedelta(minutes=15)
 TAIL_WINDOW = timedelta(hours=24)
 FOLLOW_S = 0.5
+Stream = Literal["stdout", "stderr", "koyeb"]
 
 
 class LogLine(BaseModel):
@@ -62,49 +63,55 @@ def _line(row: LogEntry) -> LogLine:
     )
 
 
-def _filters(
-    who: Principal, params: dict[str, Any], default_window: timedelta, limit: int
-) -> log_store.LogQuery:
-    kind = params.get("type") or "runtime"
-    if kind not in ("runtime", "build"):
-        raise InvalidArgument("Validation error", [FieldError("type", "must be runtime or build")])
-    streams = tuple(params.get("streams") or ()) + (
-        (params["stream"],) if params.get("stream") else ()
-    )
-    bad = [s for s in streams if s not in ("stdout", "stderr", "koyeb")]
-    if bad:
-        raise InvalidArgument(
-            "Validation error", [FieldError("streams", "stdout, stderr or koyeb")]
+class LogFilters(BaseModel):
+    """The filters both endpoints take (Koyeb's query parameters)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["runtime", "build"] = "runtime"
+    app_id: str | None = None
+    service_id: str | None = None
+    deployment_id: str | None = None
+    regional_deployment_id: str | None = None
+    instance_id: str | None = None
+    instance_ids: list[str] = []
+    stream: Stream | None = None
+    streams: list[Stream] = []
+    start: datetime | None = Field(None, description="Default: 15 minutes ago (tail: 24 h)")
+    end: datetime | None = Field(None, description="Default: now")
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = Field(100, ge=1, le=1000)
+    regex: str | None = Field(None, max_length=512)
+    text: str | None = Field(None, max_length=512)
+    regions: list[str] = Field([], description="Accepted; lines carry their region label")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a regular expression: {e}") from None
+        return value
+
+    def query(self, who: Principal, window: timedelta) -> log_store.LogQuery:
+        return log_store.LogQuery(
+            organization_id=who.organization_id,
+            type=self.type,
+            app_id=self.app_id,
+            service_id=self.service_id,
+            deployment_id=self.deployment_id,
+            regional_deployment_id=self.regional_deployment_id,
+            instance_ids=(*self.instance_ids, *([self.instance_id] if self.instance_id else [])),
+            streams=(*self.streams, *([self.stream] if self.stream else [])),
+            start=self.start or datetime.now(UTC) - window,
+            end=self.end,
+            text=self.text,
+            regex=re.compile(self.regex) if self.regex else None,
+            newest_first=self.order == "desc",
+            limit=self.limit,
         )
-    regex = None
-    if params.get("regex"):
-        try:
-            regex = re.compile(params["regex"])
-        except re.error as e:
-            raise InvalidArgument("Validation error", [FieldError("regex", str(e))]) from None
-    order = params.get("order") or "desc"
-    if order not in ("asc", "desc"):
-        raise InvalidArgument("Validation error", [FieldError("order", "must be asc or desc")])
-    now = datetime.now(UTC)
-    ids = tuple(params.get("instance_ids") or ()) + (
-        (params["instance_id"],) if params.get("instance_id") else ()
-    )
-    return log_store.LogQuery(
-        organization_id=who.organization_id,
-        type=kind,
-        app_id=params.get("app_id"),
-        service_id=params.get("service_id"),
-        deployment_id=params.get("deployment_id"),
-        regional_deployment_id=params.get("regional_deployment_id"),
-        instance_ids=ids,
-        streams=streams,
-        start=params.get("start") or now - default_window,
-        end=params.get("end"),
-        text=params.get("text"),
-        regex=regex,
-        newest_first=order == "desc",
-        limit=limit,
-    )
 
 
 def _run(p: Platform, q: log_store.LogQuery) -> list[tuple[int, LogLine]]:
@@ -115,26 +122,12 @@ def _run(p: Platform, q: log_store.LogQuery) -> list[tuple[int, LogLine]]:
 
 @router.get("/v1/streams/logs/query", operation_id="QueryLogs", response_model=QueryLogsReply)
 async def query_logs(
-    type: str | None = Query(None, description="runtime (default) or build"),
-    app_id: str | None = Query(None),
-    service_id: str | None = Query(None),
-    deployment_id: str | None = Query(None),
-    regional_deployment_id: str | None = Query(None),
-    instance_id: str | None = Query(None),
-    instance_ids: list[str] = Query([]),
-    stream: str | None = Query(None),
-    streams: list[str] = Query([]),
-    start: datetime | None = Query(None, description="Default: 15 minutes ago"),
-    end: datetime | None = Query(None, description="Default: now"),
-    order: str | None = Query(None, description="desc (default) or asc"),
-    limit: int = Query(100, ge=1, le=1000),
-    regex: str | None = Query(None, max_length=512),
-    text: str | None = Query(None, max_length=512),
-    regions: list[str] = Query([], description="Accepted; lines carry their region label"),
+    filters: Annotated[LogFilters, Query()],
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> QueryLogsReply:
-    q = _filters(who, locals(), QUERY_WINDOW, limit)
+    q = filters.query(who, QUERY_WINDOW)
+    limit = filters.limit
     rows = [line for _, line in await run_in_threadpool(_run, p, q)]
     more = len(rows) == limit
     last = rows[-1].created_at if rows else None
@@ -153,17 +146,22 @@ async def tail_logs(websocket: WebSocket) -> None:
     protocols = [x.strip() for x in websocket.headers.get("sec-websocket-protocol", "").split(",")]
     try:
         who = await authenticate_token(p, websocket.headers.get("authorization", ""), protocols)
-        params: dict[str, Any] = dict(websocket.query_params)
-        params["instance_ids"] = websocket.query_params.getlist("instance_ids")
-        params["streams"] = websocket.query_params.getlist("streams")
-        params["start"] = _parse_time(params.get("start"), "start")
-        params["order"] = "asc"
-        limit = int(params.get("limit") or 1000)
-        q = _filters(who, params, TAIL_WINDOW, max(1, min(limit, 1000)))
-    except (ShoalError, ValueError) as e:
+        args = websocket.query_params
+        given: dict[str, object] = {"limit": 1000, **args}
+        given.update({key: args.getlist(key) for key in ("instance_ids", "streams", "regions")})
+        filters = LogFilters.model_validate({**given, "order": "asc"})
+        q = filters.query(who, TAIL_WINDOW)
+    except (ShoalError, ValidationError) as e:
         await websocket.accept(subprotocol="Bearer" if "Bearer" in protocols else None)
-        error = e if isinstance(e, ShoalError) else InvalidArgument(str(e))
-        await websocket.send_json({"error": {"code": error.code, "message": error.message}})
+        code, why = (
+            (e.code, e.message)
+            if isinstance(e, ShoalError)
+            else (
+                "invalid_argument",
+                "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()),
+            )
+        )
+        await websocket.send_json({"error": {"code": code, "message": why}})
         await websocket.close(code=1008)
         return
     await websocket.accept(subprotocol="Bearer" if "Bearer" in protocols else None)
@@ -181,14 +179,3 @@ async def tail_logs(websocket: WebSocket) -> None:
             for row_id, line in await run_in_threadpool(_run, p, follow):
                 await websocket.send_json({"result": line.model_dump(mode="json")})
                 last_id = row_id
-
-
-def _parse_time(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument(
-            "Validation error", [FieldError(name, "must be an RFC 3339 time")]
-        ) from None
