@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -179,6 +180,10 @@ def up(
             db.dispose()
         log.info("stopped")
 
+    # Everything built so far (the app, its routes and models, the ORM's mappings) lives as
+    # long as the process: out of the collector's sight, full collections stay short.
+    gc.collect()
+    gc.freeze()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve())
 

@@ -99,7 +99,7 @@ class Reconciler:
         """Visit what may need work: services not settled (or all of them), apps being
         deleted. A settled service (HEALTHY, its latest deployment active, every instance
         running as wanted) changes only through a write or a report, which hint it."""
-        with self.db.session(commit=False) as s:
+        with self.db.read() as s:
             q = select(Service.id)
             if not everything:
                 q = q.where(

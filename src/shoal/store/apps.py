@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any, overload
+
+from sqlalchemy import Connection, Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from shoal.core.enums import AppStatus
@@ -11,12 +13,17 @@ from shoal.core.errors import FieldError as FE
 from shoal.core.names import name_problem
 from shoal.core.status import app_status
 from shoal.store import events
-from shoal.store.query import Listing, Page, find, paginate
+from shoal.store.query import Listing, Page, find, paginate, statement
 from shoal.store.tables import App, Service, utcnow
 
 
-def get(s: Session, org_id: str, ident: str) -> App:
-    return find(s, App, org_id, ident, "app", by_name={})
+@overload
+def get(db: Session, org_id: str, ident: str) -> App: ...
+@overload
+def get(db: Connection, org_id: str, ident: str) -> Row[Any]: ...
+def get(db: Session | Connection, org_id: str, ident: str) -> App | Row[Any]:
+    """The app by id, short id or name: an ORM object from a session, a row from a connection."""
+    return find(db, App, org_id, ident, "app", by_name=True)
 
 
 def _check_name(s: Session, org_id: str, name: str | None, app_id: str | None = None) -> str:
@@ -43,11 +50,16 @@ def create(s: Session, org_id: str, name: str | None, delete_when_empty: bool = 
     return app
 
 
-def listing(s: Session, org_id: str, name: str | None, page: Page) -> Listing:
-    q = select(App).where(App.organization_id == org_id)
+def listing(db: Session | Connection, org_id: str, name: str | None, page: Page) -> Listing:
+    return paginate(db, _apps(bool(name)), page, {"org": org_id, "name": name})
+
+
+@statement
+def _apps(name: bool) -> Select[Any]:
+    q = select(App).where(App.organization_id == bindparam("org"))
     if name:
-        q = q.where(App.name.contains(name))
-    return paginate(s, q.order_by(App.created_at.desc(), App.id), page)
+        q = q.where(App.name.contains(bindparam("name")))
+    return q.order_by(App.created_at.desc(), App.id)
 
 
 def update(s: Session, app: App, name: str | None, delete_when_empty: bool | None) -> App:

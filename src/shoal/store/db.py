@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -93,6 +93,20 @@ class Database:
                 s.commit()
             else:
                 s.rollback()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only look at the store: one transaction (begun by the first query, so
+        every query sees the same snapshot), ended by handing the connection back to the
+        pool, which rolls it back. Nothing flushed, nothing committed."""
+        with self.sessions() as s:
+            yield s
+
+    def rows(self) -> Connection:
+        """Like `read`, for Core rows instead of ORM objects: what the busiest reads use
+        (loading a Core row costs a fifth of loading an ORM object). Use it as a context
+        manager."""
+        return self.engine.connect()
 
     def dispose(self) -> None:
         self.engine.dispose()

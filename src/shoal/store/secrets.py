@@ -28,7 +28,7 @@ REGISTRY_KINDS = (
 
 
 def get(s: Session, org_id: str, ident: str) -> Secret:
-    return find(s, Secret, org_id, ident, "secret", by_name={})
+    return find(s, Secret, org_id, ident, "secret", by_name=True)
 
 
 def listing(s: Session, org_id: str, name: str | None, types: list[str], page: Page) -> Listing:

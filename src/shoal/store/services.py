@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from shoal.core.definition import DeploymentDefinition
@@ -26,7 +26,7 @@ from shoal.core.status import STARTING_UP, Intent, ServiceFacts, service_status
 from shoal.core.validation import Context
 from shoal.store import apps, events
 from shoal.store import secrets as secret_store
-from shoal.store.query import Listing, Page, find, paginate
+from shoal.store.query import Listing, Page, find, paginate, statement
 from shoal.store.tables import App, Deployment, Instance, RegionalDeployment, Service, utcnow
 
 MAX_SERVICES_PER_APP = 16  # the seed's limit
@@ -41,10 +41,16 @@ _LIVE_INSTANCE = (
 )
 
 
-def get(s: Session, org_id: str, ident: str, lock: bool = False) -> Service:
+@overload
+def get(db: Session, org_id: str, ident: str, lock: bool = False) -> Service: ...
+@overload
+def get(db: Connection, org_id: str, ident: str, lock: bool = False) -> Row[Any]: ...
+def get(
+    db: Session | Connection, org_id: str, ident: str, lock: bool = False
+) -> Service | Row[Any]:
     """By id or short id (the CLI resolves `app/service` names itself, as Koyeb's does);
-    `lock` before changing it."""
-    return find(s, Service, org_id, ident, "service", lock=lock)
+    `lock` before changing it. An ORM object from a session, a row from a connection."""
+    return find(db, Service, org_id, ident, "service", lock=lock)
 
 
 def get_deployment(s: Session, org_id: str, ident: str) -> Deployment:
@@ -52,7 +58,7 @@ def get_deployment(s: Session, org_id: str, ident: str) -> Deployment:
 
 
 def listing(
-    s: Session,
+    db: Session | Connection,
     org_id: str,
     app_id: str | None,
     name: str | None,
@@ -61,25 +67,33 @@ def listing(
     regions: list[str],
     page: Page,
 ) -> Listing:
-    q = select(Service).where(Service.organization_id == org_id)
-    if app_id:
-        q = q.where(Service.app_id == app_id)
+    params: dict[str, object] = {"org": org_id, "app_id": app_id, "name": name}
+    params |= {"types": types, "statuses": statuses, "regions": regions}
+    shape = _services(bool(app_id), bool(name), bool(types), bool(statuses), bool(regions))
+    return paginate(db, shape, page, params)
+
+
+@statement
+def _services(app: bool, name: bool, types: bool, statuses: bool, regions: bool) -> Select[Any]:
+    q = select(Service).where(Service.organization_id == bindparam("org"))
+    if app:
+        q = q.where(Service.app_id == bindparam("app_id"))
     if name:
-        q = q.where(Service.name.contains(name))
+        q = q.where(Service.name.contains(bindparam("name")))
     if types:
-        q = q.where(Service.type.in_(types))
+        q = q.where(Service.type.in_(bindparam("types", expanding=True)))
     if statuses:
-        q = q.where(Service.status.in_(statuses))
+        q = q.where(Service.status.in_(bindparam("statuses", expanding=True)))
     if regions:
         q = q.where(
             Service.id.in_(
                 select(RegionalDeployment.service_id).where(
                     RegionalDeployment.deployment_id == Service.latest_deployment_id,
-                    RegionalDeployment.region.in_(regions),
+                    RegionalDeployment.region.in_(bindparam("regions", expanding=True)),
                 )
             )
         )
-    return paginate(s, q.order_by(Service.created_at.desc(), Service.id), page)
+    return q.order_by(Service.created_at.desc(), Service.id)
 
 
 def deployments(
@@ -90,14 +104,20 @@ def deployments(
     statuses: list[str],
     page: Page,
 ) -> Listing:
-    q = select(Deployment).where(Deployment.organization_id == org_id)
-    if app_id:
-        q = q.where(Deployment.app_id == app_id)
-    if service_id:
-        q = q.where(Deployment.service_id == service_id)
+    params = {"org": org_id, "app_id": app_id, "service_id": service_id, "statuses": statuses}
+    return paginate(s, _deployments(bool(app_id), bool(service_id), bool(statuses)), page, params)
+
+
+@statement
+def _deployments(app: bool, service: bool, statuses: bool) -> Select[Any]:
+    q = select(Deployment).where(Deployment.organization_id == bindparam("org"))
+    if app:
+        q = q.where(Deployment.app_id == bindparam("app_id"))
+    if service:
+        q = q.where(Deployment.service_id == bindparam("service_id"))
     if statuses:
-        q = q.where(Deployment.status.in_(statuses))
-    return paginate(s, q.order_by(Deployment.created_at.desc(), Deployment.number.desc()), page)
+        q = q.where(Deployment.status.in_(bindparam("statuses", expanding=True)))
+    return q.order_by(Deployment.created_at.desc(), Deployment.number.desc())
 
 
 def validation_context(

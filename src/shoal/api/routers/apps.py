@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
+from pydantic import Field
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.deps import Paged, Platform, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import apps as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.store import apps as app_store
 from shoal.store import services as service_store
-from shoal.store.query import Page
 from shoal.store.tables import App, Service
 from shoal.store.tenancy import Principal
 
@@ -22,20 +24,24 @@ router = APIRouter(
 )
 
 
-def _render(p: Platform, row: App) -> wire.App:
+def _render(p: Platform, row: App | Row[Any]) -> wire.App:
     return wire.render(row, p.org_name(row.organization_id), p.base_domain)
+
+
+class AppsQuery(Paged):
+    name: str | None = Field(None, description="(Optional) A filter for name")
+    project_id: str | None = Field(None, description="Accepted and ignored: shoal has no projects")
 
 
 @router.get("", operation_id="ListApps", response_model=wire.ListAppsReply)
 async def list_apps(
-    name: str | None = Query(None, description="(Optional) A filter for name"),
-    project_id: str | None = Query(None, description="Accepted and ignored: shoal has no projects"),
-    pg: Page = Depends(page),
+    args: Annotated[AppsQuery, Query()],
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListAppsReply:
-    with p.db.session(commit=False) as s:
-        found = app_store.listing(s, who.organization_id, name, pg)
+    pg = args.page
+    with p.db.rows() as c:
+        found = app_store.listing(c, who.organization_id, args.name, pg)
         items = [_render(p, r) for r in found.rows]
     return wire.ListAppsReply(
         apps=items, limit=pg.limit, offset=pg.offset, count=found.count, has_next=found.has_next
@@ -58,8 +64,8 @@ def create_app(
 async def get_app(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.AppReply:
-    with p.db.session(commit=False) as s:
-        return wire.AppReply(app=_render(p, app_store.get(s, who.organization_id, id)))
+    with p.db.rows() as c:
+        return wire.AppReply(app=_render(p, app_store.get(c, who.organization_id, id)))
 
 
 def update_app(

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from typing import Annotated
 
-from shoal.api.deps import Platform, page, platform
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
+
+from shoal.api.deps import Paged, Platform, platform
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import catalog as wire
 from shoal.api.schemas.common import ERROR_RESPONSES
 from shoal.core.catalog import INSTANCE_TYPES, KNOWN_REGIONS
 from shoal.core.errors import NotFound
-from shoal.store.query import Page
 
 router = APIRouter(
     route_class=RetryOnConflict, prefix="/v1/catalog", tags=["Catalog"], responses=ERROR_RESPONSES
 )
 
 
+class CatalogInstancesQuery(Paged):
+    id: str | None = Field(None, description="(Optional) A filter for the instance type id")
+
+
+class RegionsQuery(Paged):
+    id: str | None = Field(None, description="(Optional) A filter for the region id")
+
+
 @router.get(
     "/instances", operation_id="ListCatalogInstances", response_model=wire.ListCatalogInstancesReply
 )
 async def list_instances(
-    id: str | None = Query(None, description="(Optional) A filter for the instance type id"),
-    pg: Page = Depends(page),
-    p: Platform = Depends(platform),
+    args: Annotated[CatalogInstancesQuery, Query()], p: Platform = Depends(platform)
 ) -> wire.ListCatalogInstancesReply:
-    types = [t for t in INSTANCE_TYPES.values() if id is None or t.id == id]
+    pg = args.page
+    types = [t for t in INSTANCE_TYPES.values() if args.id is None or t.id == args.id]
     shown = types[pg.offset : pg.offset + pg.limit]
     return wire.ListCatalogInstancesReply(
         instances=[wire.render_instance(t, p.regions) for t in shown],
@@ -52,11 +61,10 @@ def _region(p: Platform, region_id: str) -> wire.CatalogRegion:
 
 @router.get("/regions", operation_id="ListRegions", response_model=wire.ListRegionsReply)
 async def list_regions(
-    id: str | None = Query(None, description="(Optional) A filter for the region id"),
-    pg: Page = Depends(page),
-    p: Platform = Depends(platform),
+    args: Annotated[RegionsQuery, Query()], p: Platform = Depends(platform)
 ) -> wire.ListRegionsReply:
-    ids = [r for r in p.regions if id is None or r == id]
+    pg = args.page
+    ids = [r for r in p.regions if args.id is None or r == args.id]
     shown = ids[pg.offset : pg.offset + pg.limit]
     return wire.ListRegionsReply(
         regions=[_region(p, r) for r in shown], limit=pg.limit, offset=pg.offset, count=len(ids)

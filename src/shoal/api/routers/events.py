@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
-from shoal.api.deps import Platform, newest_first, page, platform, principal
+from shoal.api.deps import Paged, Platform, newest_first, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import events as wire
 from shoal.api.schemas.common import ERROR_RESPONSES
 from shoal.store import events as event_store
-from shoal.store.query import Page
 from shoal.store.tenancy import Principal
 
 router = APIRouter(route_class=RetryOnConflict, tags=["Events"], responses=ERROR_RESPONSES)
+
+
+class EventsQuery(Paged):
+    ids: list[str] = []  # named after the resource in each route's own model (`app_id`...)
+    types: list[str] = []
+    order: str | None = None
 
 
 def _listing(
@@ -25,14 +30,14 @@ def _listing(
     reply: type[BaseModel],
     who: Principal,
     p: Platform,
-    ids: list[str],
-    types: list[str],
-    order: str | None,
-    pg: Page,
+    args: EventsQuery,
 ) -> Any:
-    desc = newest_first(order)
-    with p.db.session(commit=False) as s:
-        found = event_store.list_events(s, who.organization_id, kind, ids, types, pg, desc)
+    desc = newest_first(args.order)
+    pg = args.page
+    with p.db.read() as s:
+        found = event_store.list_events(
+            s, who.organization_id, kind, args.ids, args.types, pg, desc
+        )
         events = [
             item.model_validate(
                 {
@@ -67,17 +72,18 @@ def _route(
     item: type[wire.EventBase],
     reply: type[BaseModel],
 ) -> None:
+    query = create_model(
+        f"{op}Query", __base__=EventsQuery, ids=(list[str], Field([], alias=id_param))
+    )
+
     async def endpoint(
-        ids: list[str] = Query([], alias=id_param),
-        types: list[str] = Query([]),
-        order: str | None = Query(None),
-        pg: Page = Depends(page),
-        who: Principal = Depends(principal),
-        p: Platform = Depends(platform),
+        args: EventsQuery, who: Principal = Depends(principal), p: Platform = Depends(platform)
     ) -> Any:
-        return _listing(kind, id_field, item, reply, who, p, ids, types, order, pg)
+        return _listing(kind, id_field, item, reply, who, p, args)
 
     endpoint.__name__ = op
+    # The query model depends on the route (its id parameter's name), so it is set here.
+    endpoint.__annotations__["args"] = Annotated[query, Query()]
     router.add_api_route(path, endpoint, methods=["GET"], operation_id=op, response_model=reply)
 
 

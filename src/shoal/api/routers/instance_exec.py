@@ -97,7 +97,7 @@ def _result(out: ExecOutput) -> dict[str, Any]:
 
 def _target(p: Platform, org_id: str, frame: ExecCommandRequest) -> tuple[str, str]:
     """(instance id, node id) of where the command runs."""
-    with p.db.session(commit=False) as s:
+    with p.db.read() as s:
         if frame.idType == "SERVICE_ID":
             service = find(s, Service, org_id, frame.id, "service")
             inst = s.scalars(

@@ -116,7 +116,7 @@ class LogFilters(BaseModel):
 
 def _run(p: Platform, q: log_store.LogQuery) -> list[tuple[int, LogLine]]:
     """(row id, line) of the lines `q` selects, read in one short transaction."""
-    with p.db.session(commit=False) as s:
+    with p.db.read() as s:
         return [(row.id, _line(row)) for row in log_store.query(s, q)]
 
 

@@ -49,7 +49,7 @@ def _fingerprint(p: Platform, node_id: str) -> str:
 
 
 def _assignments(p: Platform, node_id: str) -> AssignmentList:
-    with p.db.session(commit=False) as s:
+    with p.db.read() as s:
         return AssignmentList(
             node_id=node_id, assignments=nodes.assignments(s, p.box, node_id, p.base_domain)
         )

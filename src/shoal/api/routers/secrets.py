@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Query
+from typing import Annotated
 
-from shoal.api.deps import Platform, page, platform, principal
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import Field
+
+from shoal.api.deps import Paged, Platform, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import secrets as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.core.enums import SecretType
 from shoal.store import secrets as secret_store
-from shoal.store.query import Page
 from shoal.store.secretbox import SecretBox
 from shoal.store.tables import Secret
 from shoal.store.tenancy import Principal
@@ -35,6 +37,12 @@ def _render(box: SecretBox, row: Secret) -> wire.Secret:
     return out
 
 
+class SecretsQuery(Paged):
+    name: str | None = None
+    types: list[SecretType] = []
+    project_id: str | None = Field(None, description="Accepted and ignored: shoal has no projects")
+
+
 @router.get(
     "",
     operation_id="ListSecrets",
@@ -42,15 +50,14 @@ def _render(box: SecretBox, row: Secret) -> wire.Secret:
     response_model_exclude_none=True,
 )
 async def list_secrets(
-    name: str | None = Query(None),
-    types: list[SecretType] = Query([]),
-    project_id: str | None = Query(None, description="Accepted and ignored: shoal has no projects"),
-    pg: Page = Depends(page),
+    args: Annotated[SecretsQuery, Query()],
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListSecretsReply:
-    with p.db.session(commit=False) as s:
-        found = secret_store.listing(s, who.organization_id, name, [t.value for t in types], pg)
+    pg = args.page
+    types = [t.value for t in args.types]
+    with p.db.read() as s:
+        found = secret_store.listing(s, who.organization_id, args.name, types, pg)
         items = [_render(p.box, r) for r in found.rows]
     return wire.ListSecretsReply(secrets=items, limit=pg.limit, offset=pg.offset, count=found.count)
 
@@ -88,7 +95,7 @@ def create_secret(
 async def get_secret(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.SecretReply:
-    with p.db.session(commit=False) as s:
+    with p.db.read() as s:
         return wire.SecretReply(secret=_render(p.box, secret_store.get(s, who.organization_id, id)))
 
 

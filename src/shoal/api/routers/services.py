@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
+from pydantic import Field
 from sqlalchemy.orm import Session
 
-from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.deps import Paged, Platform, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import deployments as dwire
 from shoal.api.schemas import services as wire
@@ -19,7 +20,6 @@ from shoal.core.errors import FieldError, InvalidArgument
 from shoal.core.validation import check
 from shoal.store import apps as app_store
 from shoal.store import services as service_store
-from shoal.store.query import Page
 from shoal.store.tables import Deployment, Service
 from shoal.store.tenancy import Principal
 
@@ -46,21 +46,25 @@ def _prepared(
     return full
 
 
+class ServicesQuery(Paged):
+    app_id: str | None = Field(None, description="(Optional) The id of the app")
+    name: str | None = Field(None, description="(Optional) A filter for name")
+    types: list[str] = Field([], description="(Optional) Filter on service types")
+    statuses: list[str] = Field([], description="(Optional) Filter on service statuses")
+    regions: list[str] = Field([], description="(Optional) Filter on regions")
+    project_id: str | None = Field(None, description="Accepted and ignored: shoal has no projects")
+
+
 @router.get("", operation_id="ListServices", response_model=wire.ListServicesReply)
 async def list_services(
-    app_id: str | None = Query(None, description="(Optional) The id of the app"),
-    name: str | None = Query(None, description="(Optional) A filter for name"),
-    types: list[str] = Query([], description="(Optional) Filter on service types"),
-    statuses: list[str] = Query([], description="(Optional) Filter on service statuses"),
-    regions: list[str] = Query([], description="(Optional) Filter on regions"),
-    project_id: str | None = Query(None, description="Accepted and ignored: shoal has no projects"),
-    pg: Page = Depends(page),
+    q: Annotated[ServicesQuery, Query()],
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListServicesReply:
-    with p.db.session(commit=False) as s:
+    pg = q.page
+    with p.db.rows() as c:
         found = service_store.listing(
-            s, who.organization_id, app_id, name, types, statuses, regions, pg
+            c, who.organization_id, q.app_id, q.name, q.types, q.statuses, q.regions, pg
         )
         items = [wire.render(r) for r in found.rows]
     return wire.ListServicesReply(
@@ -92,8 +96,8 @@ def create_service(
 async def get_service(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.ServiceReply:
-    with p.db.session(commit=False) as s:
-        return wire.ServiceReply(service=wire.render(service_store.get(s, who.organization_id, id)))
+    with p.db.rows() as c:
+        return wire.ServiceReply(service=wire.render(service_store.get(c, who.organization_id, id)))
 
 
 def _merged(

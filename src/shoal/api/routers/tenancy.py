@@ -3,10 +3,12 @@ and tokens for them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy import select
 
-from shoal.api.deps import Platform, page, platform, principal
+from shoal.api.deps import Paged, Platform, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import tenancy as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
@@ -14,7 +16,7 @@ from shoal.core.enums import CredentialType
 from shoal.core.errors import FieldError, InvalidArgument, NotFound
 from shoal.core.names import name_problem
 from shoal.store import tenancy
-from shoal.store.query import Page, paginate
+from shoal.store.query import paginate
 from shoal.store.tables import Credential
 from shoal.store.tenancy import Principal
 
@@ -43,7 +45,7 @@ def create_organization(
 async def get_organization(
     id: str, who: Principal = Depends(principal), p: Platform = Depends(platform)
 ) -> wire.OrganizationReply:
-    with p.db.session(commit=False) as s:
+    with p.db.read() as s:
         org = tenancy.get_organization(s, who.user_id, id)
         return wire.OrganizationReply(organization=wire.Organization(id=org.id, name=org.name))
 
@@ -89,12 +91,15 @@ def create_credential(
     "/v1/credentials", operation_id="ListCredentials", response_model=wire.ListCredentialsReply
 )
 async def list_credentials(
-    pg: Page = Depends(page), who: Principal = Depends(principal), p: Platform = Depends(platform)
+    args: Annotated[Paged, Query()],
+    who: Principal = Depends(principal),
+    p: Platform = Depends(platform),
 ) -> wire.ListCredentialsReply:
+    pg = args.page
     q = select(Credential).where(
         Credential.user_id == who.user_id, Credential.organization_id == who.organization_id
     )
-    with p.db.session(commit=False) as s:
+    with p.db.read() as s:
         found = paginate(s, q.order_by(Credential.created_at.desc(), Credential.id), pg)
         return wire.ListCredentialsReply(
             credentials=[_render(c) for c in found.rows],

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
+from sqlalchemy import Row
 
 from shoal.api.schemas.common import In, Out
 from shoal.core.enums import AppStatus
@@ -86,7 +88,7 @@ def domain_name(app_name: str, org_name: str, base_domain: str) -> str:
     return f"{app_name}-{org_name}.{base_domain}"
 
 
-def render(row: AppRow, org_name: str, base_domain: str) -> App:
+def render(row: AppRow | Row[Any], org_name: str, base_domain: str) -> App:
     domain = Domain(
         id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shoal-domain:{row.id}")),
         organization_id=row.organization_id,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field
+from sqlalchemy import Row
 
 from shoal.api.schemas.common import In, Out
 from shoal.core.definition import DeploymentDefinition
@@ -84,7 +85,7 @@ class ListServicesReply(Out):
     has_next: bool
 
 
-def render(row: ServiceRow) -> Service:
+def render(row: ServiceRow | Row[Any]) -> Service:
     return Service(
         id=row.id,
         name=row.name,
