@@ -70,6 +70,7 @@ def bwrap_options(spec: SandboxSpec, scratch: Path, status_fd: int) -> list[str]
         "--ro-bind",
         str(spec.rootfs),
         "/",
+        *_binds(spec),  # over the read-only root: their mountpoints must exist in it
         "--proc",
         "/proc",
         "--dev",
@@ -79,6 +80,14 @@ def bwrap_options(spec: SandboxSpec, scratch: Path, status_fd: int) -> list[str]
         "/tmp",
         "--chdir",
         spec.workdir,
+    ]
+
+
+def _binds(spec: SandboxSpec) -> list[str]:
+    return [
+        arg
+        for bind in spec.binds
+        for arg in ("--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target)
     ]
 
 

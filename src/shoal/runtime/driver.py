@@ -32,6 +32,17 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Bind:
+    """A host path shown inside the sandbox. `target` is absolute, and its mountpoint must
+    exist in the root (or in an earlier bind): bwrap can make one only in a writable
+    parent, and the root is read-only."""
+
+    source: Path
+    target: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     instance_id: str
     rootfs: Path  # the image's root filesystem, mounted read-only (shared between instances)
@@ -42,6 +53,8 @@ class SandboxSpec:
     user: str | None = None  # numeric "uid[:gid]", as the image's USER resolves
     hostname: str = ""
     ports: tuple[int, ...] = ()  # the exposed ports
+    binds: tuple[Bind, ...] = ()  # mounted over the root, in order
+    egress: bool = False  # outbound connections to the outside world, through NAT (egress.py)
 
 
 class Phase(StrEnum):

@@ -2,11 +2,11 @@
 
 The namespace is created with `ip netns add`, so it is bound at /run/netns/NAME and outlives
 the agent; the sandbox is started inside it (`enter`) and `exec` finds it there. Its `eth0`
-gets the lease's instance address and a default route through the host's end, which holds
-the lease's host address, so the host reaches the instance at `address:port` and every
-instance can listen on the same port. The instance has its own loopback: the host's is not
-reachable from inside. Anything further (a firewall, NAT for outbound traffic) belongs in a
-module of its own next to this one.
+gets the lease's instance address (and a default route only with outbound access); the
+host's end holds the lease's host address, so the host reaches the instance at
+`address:port` and every instance can listen on the same port. The instance has its own
+loopback: the host's is not reachable from inside. Anything further (a firewall, NAT for
+outbound traffic) belongs in a module of its own next to this one.
 
 All of it costs two `ip -batch` processes (one per namespace) and one thread.
 """
@@ -67,9 +67,15 @@ def create(net: Network, lease: Lease) -> None:
             f"addr add {lease.instance}/{prefix} dev {_IFNAME}",
             f"link set {_IFNAME} up",
             "link set lo up",
-            f"route add default via {lease.host}",
         ],
     )
+
+
+def route_out(net: Network, lease: Lease) -> None:
+    """A default route through the host, for an instance with outbound access (egress.py).
+    Without one, an instance reaches its host's end alone, and a connection anywhere else
+    (a DNS lookup included) fails at once instead of waiting for an answer never coming."""
+    _ip_batch(["-n", net.netns], [f"route replace default via {lease.host}"])
 
 
 def delete(net: Network) -> None:

@@ -60,6 +60,7 @@ class Record:
     workdir: str
     env: dict[str, str] = field(default_factory=dict)
     rootfs: str = ""  # the image root it runs from (so its image is kept while it runs)
+    egress: bool = False  # its veth has NAT rules (egress.py) that destroy must remove
     pid: int | None = None  # bwrap's monitor, once started
     pid_start: int | None = None  # its start time (clock ticks after boot): tells it from a reuse
     started_at: float | None = None

@@ -1,14 +1,14 @@
 """The default Linux driver: every instance a bubblewrap sandbox with its own network and cgroup.
 
 A start takes, in order: a network with its address (networks.py, netns.py; usually one made
-ahead), the record (so a start that dies half-way can still be destroyed), the cgroup with
-the instance type's limits (cgroups.py), the scratch disk (scratch.py), then bwrap
-(bwrap.py). bwrap is started in its own session with its output going to files; in the
-moment between fork and exec the child joins the cgroup and the network namespace, so the
-instance's first instruction already runs limited and on its own address, with no helper
-process left behind. Nothing ties the
-sandbox to the agent: a new driver on the same state directory `recover`s it, and bwrap's
-status file tells the exit code even of a sandbox that ended while no agent was watching.
+ahead), the record (so a start that dies half-way can still be destroyed), outbound NAT if
+the spec asks for it (egress.py), the cgroup with the instance type's limits (cgroups.py),
+the scratch disk (scratch.py), then bwrap (bwrap.py). bwrap is started in its own session
+with its output going to files; in the moment between fork and exec the child joins the
+cgroup and the network namespace, so the instance's first instruction already runs limited
+and on its own address, with no helper process left behind. Nothing ties the sandbox to the
+agent: a new driver on the same state directory `recover`s it, and bwrap's status file tells
+the exit code even of a sandbox that ended while no agent was watching.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import posixpath
 import re
 import shutil
 import signal
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from shoal.runtime import cgroups, netns, scratch
+from shoal.runtime import cgroups, egress, netns, scratch
 from shoal.runtime.addresses import AddressPool
 from shoal.runtime.bwrap import (
     MOUNTPOINTS,
@@ -110,6 +111,9 @@ class SandboxDriver:
             who = identity(spec.user)
         except ValueError as e:
             raise SandboxError(str(e)) from None
+        for bind in spec.binds:
+            if not posixpath.isabs(bind.target):
+                raise SandboxError(f"bind target {bind.target!r} is not an absolute path")
         files = self._files(spec.instance_id)
         try:
             files.root.mkdir(mode=0o700)
@@ -132,8 +136,11 @@ class SandboxDriver:
                 workdir=spec.workdir,
                 env={"PATH": _DEFAULT_PATH, **spec.env},
                 rootfs=str(spec.rootfs),
+                egress=spec.egress,
             )
             record.save(files.record)
+            if spec.egress:
+                egress.enable(net, lease, self._networks.pool.pool)
             cgroup.create(cgroups.limits_for(spec.resources))
             scratch.create(
                 self._templates, files.scratch_image, files.scratch, spec.resources.disk_mb
@@ -266,6 +273,8 @@ class SandboxDriver:
             cgroup.kill_all()
             self._wait_exit(record, _KILL_WAIT_S)
             scratch.remove(files.scratch_image, files.scratch)
+            if record.egress:
+                egress.disable(record.network)
             self._networks.release(record.slot)
             cgroup.remove()
         self._children.pop(instance_id, None)
