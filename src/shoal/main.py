@@ -117,6 +117,13 @@ def up(
         "localhost", envvar="SHOAL_BASE_DOMAIN", help="Apps answer at <app>-<org>.<base domain>."
     ),
     org_name: str = typer.Option("default", help="Name of the organization made on first start."),
+    git_poll_interval: float = typer.Option(
+        60.0,
+        envvar="SHOAL_GIT_POLL_INTERVAL",
+        min=1.0,
+        help="Seconds between two looks at each tracked git branch (deploy on push without "
+        "a webhook).",
+    ),
 ) -> None:
     """Run the platform in the foreground (Ctrl-C stops it cleanly; instances keep running
     and are adopted by the agents at the next start)."""
@@ -125,6 +132,7 @@ def up(
 
     from shoal.api.app import create_api
     from shoal.api.deps import Platform
+    from shoal.control.git_watch import GitWatch
     from shoal.control.reconciler import Reconciler
     from shoal.store.secretbox import SecretBox, load_key
     from shoal.store.tenancy import hash_token
@@ -165,7 +173,8 @@ def up(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _request_exit, server, sig)
-        tasks = [asyncio.create_task(reconciler.run())]
+        git_watch = GitWatch(db, reconciler.hint, git_poll_interval)
+        tasks = [asyncio.create_task(reconciler.run()), asyncio.create_task(git_watch.run())]
         if run_agents:
             tasks += [
                 asyncio.create_task(_supervise_agent(api_url, data_dir, r, n, server))

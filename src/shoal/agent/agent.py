@@ -15,13 +15,21 @@ from pathlib import Path
 
 import httpx
 
+from shoal.agent.builds import Builds
 from shoal.agent.exec_sessions import ExecSessions
 from shoal.agent.instance import InstanceTask
 from shoal.agent.logs import LogFollower
 from shoal.build.image import ImageStore
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
-from shoal.core.assignment import Assignment, InstanceReport, LogLine, NodeHello, ReportBatch
+from shoal.core.assignment import (
+    Assignment,
+    BuildReport,
+    InstanceReport,
+    LogLine,
+    NodeHello,
+    ReportBatch,
+)
 from shoal.core.enums import InstanceStatus
 from shoal.core.rollout import Desired
 from shoal.runtime.driver import Driver, SandboxState
@@ -50,8 +58,11 @@ class Agent:
         self.tasks: dict[str, InstanceTask] = {}
         self._ended: set[str] = set()
         self.execs = ExecSessions(client, driver)
+        self.builds = Builds(driver, state_dir, self.report_build, self.emit)
+        self.state_dir = state_dir
         self._running: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, InstanceReport] = {}
+        self._pending_builds: dict[str, BuildReport] = {}
         self._lines: list[LogLine] = []
         self._flush = asyncio.Event()
         self.node_id = ""
@@ -81,6 +92,14 @@ class Agent:
             )
         self._flush.set()
 
+    def report_build(self, report: BuildReport) -> None:
+        self._pending_builds[report.deployment_id] = report
+        self._flush.set()
+
+    def emit(self, lines: list[LogLine]) -> None:
+        self._lines += lines
+        self._flush.set()
+
     def _collect_logs(self, instance_id: str) -> None:
         with contextlib.suppress(Exception):  # a sandbox being destroyed has no files left
             files = self.driver.logs(instance_id)
@@ -94,9 +113,13 @@ class Agent:
             self._flush.clear()
             for instance_id in list(self.tasks):
                 self._collect_logs(instance_id)
-            if not self._pending and not self._lines:
+            if not self._pending and not self._lines and not self._pending_builds:
                 continue
-            batch = ReportBatch(instances=list(self._pending.values()), logs=self._lines[:5000])
+            batch = ReportBatch(
+                instances=list(self._pending.values()),
+                logs=self._lines[:5000],
+                builds=list(self._pending_builds.values()),
+            )
             try:
                 await self.client.report(self.node_id, batch)
             except (ApiError, ApiUnreachable) as e:
@@ -106,6 +129,9 @@ class Agent:
             for r in batch.instances:
                 if self._pending.get(r.instance_id) is r:
                     del self._pending[r.instance_id]
+            for b in batch.builds:
+                if self._pending_builds.get(b.deployment_id) is b:
+                    del self._pending_builds[b.deployment_id]
             del self._lines[: len(batch.logs)]
             self.follower.save()
 
@@ -136,11 +162,13 @@ class Agent:
                         await asyncio.sleep(1)
                         continue
                     self.execs.start(listing.exec_sessions)
+                    self.builds.sync(listing.builds)
                     await self._reconcile(listing.assignments, adopted, http)
                     adopted = {}
             finally:
                 flusher.cancel()
                 self.execs.cancel()
+                self.builds.cancel()
                 for t in self._running.values():
                     t.cancel()
 
@@ -180,7 +208,7 @@ class Agent:
     def _spawn(
         self, a: Assignment, adopted: SandboxState | None, http: httpx.AsyncClient
     ) -> InstanceTask:
-        task = InstanceTask(a, self.driver, self.images, self.report, http, adopted)
+        task = InstanceTask(a, self.driver, self.images, self.report, http, adopted, self.state_dir)
         self.tasks[a.instance_id] = task
 
         async def life() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from shoal.agent.builds import run_env, sandbox_for
 from shoal.agent.probes import describe_failure, probe
 from shoal.build.image import ImageStore, process_for
 from shoal.build.image_errors import ImageError
@@ -53,8 +54,10 @@ class InstanceTask:
         report: Report,
         http: httpx.AsyncClient,
         adopted: SandboxState | None,
+        state_dir: Path,
     ) -> None:
         self.a = a
+        self.state_dir = state_dir
         self.driver = driver
         self.images = images
         self.report = report
@@ -82,27 +85,46 @@ class InstanceTask:
             self.started_at = datetime.fromtimestamp(state.started_at, UTC)
         await self._watch(state)
 
-    async def _start(self) -> SandboxState | None:
+    async def _spec(self) -> SandboxSpec:
+        """An image's sandbox (pulled first), or a git build's on the node's stack."""
         a = self.a
-        self._say(InstanceStatus.ALLOCATING, f"Pulling image {a.docker.image}")
-        try:
-            creds = None
-            if a.registry_secret is not None:
-                creds = credentials_from_secret(a.registry_secret.kind, a.registry_secret.config)
-            image = await asyncio.to_thread(self.images.pull, a.docker.image or "", creds)
-            self.rootfs = image.rootfs
-            proc = process_for(image, a.docker, a.env)
-            spec = SandboxSpec(
-                instance_id=a.instance_id,
-                rootfs=image.rootfs,
-                argv=proc.argv,
-                env=proc.env,
-                resources=Resources(vcpu=a.vcpu, memory_mb=a.memory_mb, disk_mb=a.disk_mb),
-                workdir=proc.workdir,
-                user=proc.user,
+        resources = Resources(vcpu=a.vcpu, memory_mb=a.memory_mb, disk_mb=a.disk_mb)
+        ports = tuple(p.port for p in a.ports if p.port)
+        if a.artifact is not None:
+            spec = sandbox_for(
+                a.instance_id,
+                self.state_dir,
+                Path(a.artifact.path),
+                ["/bin/sh", "-c", a.artifact.run_command],
+                run_env(a.artifact.env, a.env),
+                resources,
                 hostname=a.hostname,
-                ports=tuple(p.port for p in a.ports if p.port),
+                ports=ports,
             )
+            self.rootfs = spec.rootfs
+            return spec
+        self._say(InstanceStatus.ALLOCATING, f"Pulling image {a.docker.image}")
+        creds = None
+        if a.registry_secret is not None:
+            creds = credentials_from_secret(a.registry_secret.kind, a.registry_secret.config)
+        image = await asyncio.to_thread(self.images.pull, a.docker.image or "", creds)
+        self.rootfs = image.rootfs
+        proc = process_for(image, a.docker, a.env)
+        return SandboxSpec(
+            instance_id=a.instance_id,
+            rootfs=image.rootfs,
+            argv=proc.argv,
+            env=proc.env,
+            resources=resources,
+            workdir=proc.workdir,
+            user=proc.user,
+            hostname=a.hostname,
+            ports=ports,
+        )
+
+    async def _start(self) -> SandboxState | None:
+        try:
+            spec = await self._spec()
             if self.stop_requested.is_set():
                 self._say(InstanceStatus.STOPPED, "Instance stopped before it started")
                 return None

@@ -25,7 +25,7 @@ from shoal.core.rollout import (
 )
 from shoal.core.status import Intent
 from shoal.scheduler.place import Demand, NodeView, place, why_not
-from shoal.store import events, nodes
+from shoal.store import builds, events, nodes
 from shoal.store import services as service_store
 from shoal.store.tables import Deployment, Instance, RegionalDeployment, Service
 
@@ -71,7 +71,7 @@ def snapshot(s: Session, svc: Service) -> tuple[Snapshot, dict[str, Deployment]]
                 replicas=replicas(definition),
                 strategy=definition.strategy.type if definition.strategy else StrategyType.DEFAULT,
                 ever_healthy=d.succeeded_at is not None,
-                ready=True,
+                ready=not builds.needs_build(d),
             )
         )
     insts = s.scalars(select(Instance).where(Instance.deployment_id.in_(list(deps)))).all()
@@ -95,8 +95,9 @@ def snapshot(s: Session, svc: Service) -> tuple[Snapshot, dict[str, Deployment]]
 
 
 def sync(s: Session, svc: Service, notify_nodes: Callable[[set[str]], None]) -> None:
-    snap, deps = snapshot(s, svc)
     touched: set[str] = set()
+    _start_build(s, svc, touched)
+    snap, deps = snapshot(s, svc)
     for action in plan(snap):
         _apply(s, svc, deps, action, touched)
     _place_waiting(s, svc, touched)
@@ -160,6 +161,35 @@ def _apply(
             "activate",
             f"Deployment {dep.number} is now active",
         )
+
+
+def _start_build(s: Session, svc: Service, touched: set[str]) -> None:
+    """Hand the service's newest deployment, if it is a git one still to build, to a node of
+    its first region (any node when that region has none); `skip_build` takes the last
+    build instead. Older unbuilt deployments are superseded: the planner cancels them."""
+    dep = s.get(Deployment, svc.latest_deployment_id) if svc.latest_deployment_id else None
+    if svc.intent != Intent.RUN.value or dep is None or not builds.needs_build(dep):
+        return
+    if dep.status != DeploymentStatus.PENDING.value:
+        return
+    if dep.skip_build:
+        if not builds.reuse_previous(s, dep):
+            message = "skip_build: the service has no previous build to reuse"
+            service_store.set_deployment_status(s, dep, DeploymentStatus.ERROR, message)
+        return
+    region = (dep.definition.get("regions") or [""])[0]
+    alive = nodes.alive(s)
+    candidates = [n for n in alive if n.region == region] or alive
+    if not candidates:
+        if dep.messages != [_NO_BUILDER]:
+            dep.messages = [_NO_BUILDER]
+        return
+    node = min(candidates, key=lambda n: n.name)
+    builds.assign(s, dep, node.id)
+    touched.add(node.id)
+
+
+_NO_BUILDER = "Waiting for a node to build on"
 
 
 def _stop(s: Session, svc: Service, inst: Instance, reason: str, touched: set[str]) -> None:

@@ -15,8 +15,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.core.catalog import INSTANCE_TYPES
-from shoal.core.definition import DeploymentDefinition, DockerSource, HealthCheck, Port
-from shoal.core.enums import InstanceStatus
+from shoal.core.definition import (
+    DeploymentDefinition,
+    DockerSource,
+    GitSource,
+    HealthCheck,
+    Port,
+)
+from shoal.core.enums import BuildStatus, InstanceStatus
 from shoal.core.regional import regional_definition
 from shoal.core.rollout import Desired
 from shoal.core.secret_refs import interpolate
@@ -29,6 +35,15 @@ class Wire(BaseModel):
 class RegistrySecret(Wire):
     kind: str  # which `*_registry` field of Koyeb's REGISTRY secret: private_registry, ...
     config: dict[str, Any]
+
+
+class Artifact(Wire):
+    """What a build made: the app and its dependencies, a read-only tree on the node that
+    built it, run at /workspace on the node's stack (its own userland, read-only)."""
+
+    path: str
+    run_command: str
+    env: dict[str, str] = {}
 
 
 class Assignment(Wire):
@@ -44,6 +59,7 @@ class Assignment(Wire):
     desired: Desired
     status: InstanceStatus  # as last reported
     docker: DockerSource
+    artifact: Artifact | None = None  # a git deployment's build: run instead of an image
     registry_secret: RegistrySecret | None = None  # the service's image_registry_secret
     env: dict[str, str]  # secrets resolved, PORT set
     ports: list[Port]
@@ -65,10 +81,22 @@ class ExecSession(Wire):
     tty: bool
 
 
+class BuildJob(Wire):
+    """A git deployment for the node to build: clone, build in a sandbox, report."""
+
+    deployment_id: str
+    service_id: str
+    service_type: str  # WEB | WORKER
+    git: GitSource
+    env: dict[str, str]  # the service's env, secrets resolved: builds see it too
+    use_cache: bool = True  # reuse dependencies from the service's previous build
+
+
 class AssignmentList(Wire):
     node_id: str
     assignments: list[Assignment]
     exec_sessions: list[ExecSession] = []  # waiting for the agent to connect
+    builds: list[BuildJob] = []
 
 
 class TtySize(Wire):
@@ -120,15 +148,38 @@ class InstanceReport(Wire):
 
 
 class LogLine(Wire):
-    instance_id: str
+    instance_id: str = ""  # a runtime line's instance
+    deployment_id: str = ""  # a build line's deployment (then no instance)
     stream: str  # stdout | stderr | koyeb (the platform's own lines)
     msg: str
     created_at: datetime
 
 
+class BuildStep(Wire):
+    name: str
+    status: BuildStatus
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class BuildReport(Wire):
+    """Where a build is: RUNNING (with its steps so far), then COMPLETED with its artifact
+    or FAILED with the reason."""
+
+    deployment_id: str
+    status: BuildStatus
+    steps: list[BuildStep] = []
+    sha: str = ""
+    commit_message: str = ""
+    commit_author: str = ""
+    artifact: Artifact | None = None
+    message: str = ""
+
+
 class ReportBatch(Wire):
     instances: list[InstanceReport] = []
     logs: list[LogLine] = []
+    builds: list[BuildReport] = []
 
 
 @dataclass(frozen=True)
@@ -154,6 +205,7 @@ def build(
     definition: DeploymentDefinition,
     secrets: Mapping[str, str],
     registry_secret: RegistrySecret | None,
+    artifact: Artifact | None = None,
 ) -> Assignment:
     """The assignment of one instance (pure): the region's view of the definition, env with
     secrets resolved, `PORT` = the lowest exposed port, and Koyeb's `KOYEB_*` variables."""
@@ -176,11 +228,7 @@ def build(
     ports = sorted(port.port for port in regional.ports or [] if port.port)
     if ports:
         env["PORT"] = str(ports[0])
-    for e in view.get("env", []):
-        if e.get("secret"):
-            env[e["key"]] = secrets[e["secret"]]
-        else:
-            env[e["key"]] = interpolate(e.get("value", ""), secrets)
+    env |= user_env(view, secrets)
     return Assignment(
         instance_id=p.instance_id,
         organization_id=p.organization_id,
@@ -192,6 +240,7 @@ def build(
         desired=p.desired,
         status=p.status,
         docker=regional.docker or DockerSource(),
+        artifact=artifact,
         registry_secret=registry_secret,
         env=env,
         ports=list(regional.ports or []),
@@ -202,3 +251,14 @@ def build(
         disk_mb=itype.disk_mb,
         hostname=f"{p.service_name}-{p.replica_index}",
     )
+
+
+def user_env(view: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, str]:
+    """The env vars of a region's view of a definition, `{{ secret.NAME }}`s resolved."""
+    env = {}
+    for e in view.get("env", []):
+        if e.get("secret"):
+            env[e["key"]] = secrets[e["secret"]]
+        else:
+            env[e["key"]] = interpolate(e.get("value", ""), secrets)
+    return env

@@ -83,6 +83,17 @@ class InstanceStatus(StrEnum):
     SLEEPING = "SLEEPING"
 
 
+class BuildStatus(StrEnum):
+    """A build stage's or step's status (Koyeb's DeploymentProvisioningInfo.Stage.Status)."""
+
+    UNKNOWN = "UNKNOWN"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    COMPLETED = "COMPLETED"
+    ABORTED = "ABORTED"
+
+
 class SecretType(StrEnum):
     SIMPLE = "SIMPLE"
     REGISTRY = "REGISTRY"

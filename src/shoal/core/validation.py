@@ -72,6 +72,9 @@ def check(d: DeploymentDefinition, ctx: Context, prefix: str = "definition") -> 
     return problems
 
 
+_REPOSITORY = re.compile(r"^(?:(?:https?|git|ssh|file)://\S+|[\w.-]+@[\w.-]+:\S+|/\S*)$")
+
+
 def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
     sources = [n for n in ("docker", "git", "archive") if getattr(d, n) is not None]
     if len(sources) != 1:
@@ -86,13 +89,23 @@ def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
     if d.git is not None:
         if not d.git.repository:
             bad("git.repository", "is required")
+        elif not _REPOSITORY.match(d.git.repository):
+            bad(
+                "git.repository",
+                "must be an https://, http://, git://, ssh:// or git@host:path URL, a file:// "
+                "URL or an absolute path",
+            )
         refs = [r for r in (d.git.branch, d.git.tag, d.git.sha) if r]
         if len(refs) > 1:
             bad("git", "set only one of branch, tag and sha")
         if d.git.buildpack is not None and d.git.docker is not None:
             bad("git", "set only one of buildpack and docker")
-    if d.archive is not None and not d.archive.id:
-        bad("archive.id", "is required")
+        elif d.git.docker is not None:
+            bad("git.docker", "Dockerfile builds are not supported by shoal yet: use a buildpack")
+        if d.git.workdir and (d.git.workdir.startswith("/") or ".." in d.git.workdir.split("/")):
+            bad("git.workdir", "must be a relative path inside the repository")
+    if d.archive is not None:
+        bad("archive", "archive sources are not supported by shoal yet: use git or docker")
 
 
 def _check_regions(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> set[str]:

@@ -1,4 +1,5 @@
-"""Instance logs: appended by agents, kept per instance up to a bound, queried by users."""
+"""Instance and build logs: appended by agents, kept per instance (and build) up to a bound,
+queried by users."""
 
 from __future__ import annotations
 
@@ -11,53 +12,63 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from shoal.core.assignment import LogLine
-from shoal.store.tables import Instance, LogEntry
+from shoal.store.tables import Deployment, Instance, LogEntry
 
 MAX_LINES_PER_INSTANCE = 5000  # the retention bound: older lines go first
 
 
-def append(s: Session, node_id: str, lines: Iterable[LogLine], type_: str = "runtime") -> None:
-    """Store lines of instances placed on `node_id` (lines of other instances are dropped)."""
-    by_instance: dict[str, Instance | None] = {}
-    touched: set[str] = set()
+def append(s: Session, node_id: str, lines: Iterable[LogLine]) -> None:
+    """Store lines of instances placed on `node_id` and of builds it runs (lines of others
+    are dropped), keeping at most MAX_LINES_PER_INSTANCE of each instance and build."""
+    owners: dict[str, Instance | Deployment | None] = {}
+    touched: set[tuple[str, str]] = set()
     for line in lines:
-        if line.instance_id not in by_instance:
-            inst = s.get(Instance, line.instance_id)
-            by_instance[line.instance_id] = inst if inst and inst.node_id == node_id else None
-        inst = by_instance[line.instance_id]
-        if inst is None:
+        key = line.instance_id or line.deployment_id
+        if key not in owners:
+            owners[key] = _owner(s, node_id, line)
+        owner = owners[key]
+        if owner is None:
             continue
-        touched.add(inst.id)
+        if isinstance(owner, Deployment):
+            touched.add(("deployment_id", owner.id))
+            where = {"deployment_id": owner.id, "regional_deployment_id": "", "instance_id": ""}
+            where |= {"region": "", "type": "build"}
+        else:
+            touched.add(("instance_id", owner.id))
+            where = {"deployment_id": owner.deployment_id, "instance_id": owner.id}
+            where |= {"regional_deployment_id": owner.regional_deployment_id}
+            where |= {"region": owner.region, "type": "runtime"}
         s.add(
             LogEntry(
-                organization_id=inst.organization_id,
-                app_id=inst.app_id,
-                service_id=inst.service_id,
-                deployment_id=inst.deployment_id,
-                regional_deployment_id=inst.regional_deployment_id,
-                instance_id=inst.id,
-                region=inst.region,
-                type=type_,
+                organization_id=owner.organization_id,
+                app_id=owner.app_id,
+                service_id=owner.service_id,
                 stream=line.stream,
                 msg=line.msg.replace("\x00", ""),
                 created_at=line.created_at,
+                **where,
             )
         )
     s.flush()
-    for instance_id in touched:
+    for column, owner_id in touched:
+        col = getattr(LogEntry, column)
         oldest_kept = s.scalar(
             select(LogEntry.id)
-            .where(LogEntry.instance_id == instance_id)
+            .where(col == owner_id)
             .order_by(LogEntry.id.desc())
             .offset(MAX_LINES_PER_INSTANCE - 1)
             .limit(1)
         )
         if oldest_kept is not None:
-            s.execute(
-                delete(LogEntry).where(
-                    LogEntry.instance_id == instance_id, LogEntry.id < oldest_kept
-                )
-            )
+            s.execute(delete(LogEntry).where(col == owner_id, LogEntry.id < oldest_kept))
+
+
+def _owner(s: Session, node_id: str, line: LogLine) -> Instance | Deployment | None:
+    if line.instance_id:
+        inst = s.get(Instance, line.instance_id)
+        return inst if inst is not None and inst.node_id == node_id else None
+    dep = s.get(Deployment, line.deployment_id)
+    return dep if dep is not None and dep.build_node_id == node_id else None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Nodes: registration, the instances assigned to each, and what their agents report."""
+"""Nodes: registration, the instances assigned to each, and what their agents report
+(builds: store/builds.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.core.assignment import Assignment, InstanceReport, NodeHello, Placement, RegistrySecret
+from shoal.core.assignment import (
+    Artifact,
+    Assignment,
+    InstanceReport,
+    NodeHello,
+    Placement,
+    RegistrySecret,
+)
 from shoal.core.assignment import build as build_assignment
 from shoal.core.definition import DeploymentDefinition
-from shoal.core.enums import InstanceStatus, SecretType
+from shoal.core.enums import DeploymentStatus, InstanceStatus, SecretType
 from shoal.core.rollout import Desired
 from shoal.store import events
 from shoal.store.secretbox import SecretBox
@@ -62,7 +70,16 @@ def fingerprint(s: Session, node_id: str) -> str:
         .where(Instance.node_id == node_id, Instance.status.not_in(FINAL))
         .order_by(Instance.id)
     ).all()
-    return hashlib.sha256(repr(rows).encode()).hexdigest()[:32]
+    builds = s.scalars(
+        select(Deployment.id)
+        .where(
+            Deployment.build_node_id == node_id,
+            Deployment.status == DeploymentStatus.PROVISIONING.value,
+            Deployment.artifact.is_(None),
+        )
+        .order_by(Deployment.id)
+    ).all()
+    return hashlib.sha256(repr((rows, builds)).encode()).hexdigest()[:32]
 
 
 def assignments(s: Session, box: SecretBox, node_id: str, base_domain: str) -> list[Assignment]:
@@ -76,7 +93,7 @@ def assignments(s: Session, box: SecretBox, node_id: str, base_domain: str) -> l
         if dep is None or svc is None or app is None or org is None:
             continue
         if inst.organization_id not in secret_cache:
-            secret_cache[inst.organization_id] = _secrets(s, box, inst.organization_id)
+            secret_cache[inst.organization_id] = org_secrets(s, box, inst.organization_id)
         values, registries = secret_cache[inst.organization_id]
         definition = DeploymentDefinition.model_validate(dep.definition)
         registry = None
@@ -96,11 +113,12 @@ def assignments(s: Session, box: SecretBox, node_id: str, base_domain: str) -> l
             status=InstanceStatus(inst.status),
             public_domain=f"{app.name}-{org.name}.{base_domain}",
         )
-        out.append(build_assignment(placement, definition, values, registry))
+        artifact = Artifact.model_validate(dep.artifact) if dep.artifact else None
+        out.append(build_assignment(placement, definition, values, registry, artifact))
     return out
 
 
-def _secrets(
+def org_secrets(
     s: Session, box: SecretBox, org_id: str
 ) -> tuple[dict[str, str], dict[str, RegistrySecret]]:
     """The organization's secrets, decrypted: only ever sent to its instances' nodes."""

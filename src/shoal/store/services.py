@@ -152,9 +152,13 @@ class Trigger:
 
     type: TriggerType
     actor: str = "USER"  # Koyeb's TriggerDeploymentMetadata.ActorType: USER or SYSTEM
+    git: dict[str, str] | None = None  # a push's repository, branch and sha
 
     def metadata(self) -> dict[str, Any]:
-        return {"trigger": {"type": self.type.value, "actor": self.actor}}
+        trigger: dict[str, Any] = {"type": self.type.value, "actor": self.actor}
+        if self.git:
+            trigger["git"] = self.git
+        return {"trigger": trigger}
 
 
 def create(

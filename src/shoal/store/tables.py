@@ -145,6 +145,10 @@ class Service(Base):
     active_deployment_id: Mapped[str | None] = mapped_column(String(36))
     latest_deployment_id: Mapped[str | None] = mapped_column(String(36))
     last_provisioned_deployment_id: Mapped[str | None] = mapped_column(String(36))
+    # Deploy on push: the key push webhooks are signed with (encrypted), the last time the
+    # tracked branch was polled.
+    webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    git_polled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
     started_at: Mapped[datetime | None]
@@ -175,6 +179,10 @@ class Deployment(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     provisioning_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     skip_build: Mapped[bool] = mapped_column(default=False)
+    # A git deployment's build: the node building it, then what it built (core.assignment
+    # Artifact's fields); instances start only once there is an artifact.
+    build_node_id: Mapped[str | None] = mapped_column(String(36))
+    artifact: Mapped[dict[str, Any] | None]
     deployment_group: Mapped[str] = mapped_column(String(64), default="prod")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = _created()

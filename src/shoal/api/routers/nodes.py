@@ -1,5 +1,5 @@
-"""/internal/v1/nodes: how node agents register, learn their assignments (and the exec sessions
-waiting for them) and report back.
+"""/internal/v1/nodes: how node agents register, learn their assignments (and the builds and
+exec sessions waiting for them) and report back.
 
 shoal's own protocol (not Koyeb's API), authenticated with the platform's agent token, and
 left out of /openapi.json, which describes the API users call (core/assignment.py holds the
@@ -21,7 +21,7 @@ from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
 from shoal.core.assignment import AssignmentList, NodeHello, NodeReply, ReportBatch
 from shoal.core.errors import NotFound
-from shoal.store import logs, nodes
+from shoal.store import builds, logs, nodes
 from shoal.store.tables import Node
 
 router = APIRouter(
@@ -51,7 +51,9 @@ def _fingerprint(p: Platform, node_id: str) -> str:
 def _assignments(p: Platform, node_id: str) -> AssignmentList:
     with p.db.read() as s:
         return AssignmentList(
-            node_id=node_id, assignments=nodes.assignments(s, p.box, node_id, p.base_domain)
+            node_id=node_id,
+            assignments=nodes.assignments(s, p.box, node_id, p.base_domain),
+            builds=builds.jobs(s, p.box, node_id),
         )
 
 
@@ -87,7 +89,8 @@ def report(node_id: str, batch: ReportBatch = Body(...), p: Platform = Depends(p
     with p.db.session() as s:
         if s.get(Node, node_id) is None:
             raise NotFound("node")
+        logs.append(s, node_id, batch.logs)  # first: a failed build's report quotes them
         services = {nodes.apply_report(s, node_id, r) for r in batch.instances}
-        logs.append(s, node_id, batch.logs)
+        services |= {builds.apply(s, node_id, r) for r in batch.builds}
     p.hint(sid for sid in services if sid)
     return Empty()

@@ -1,0 +1,376 @@
+"""Builds a node runs for git deployments: clone, build with a buildpack in sandboxes, report.
+
+Each build step runs in its own sandbox on the node's stack (the host's userland, read-only),
+with the checkout at /workspace (writable), the service's dependency cache at /cache, its
+own network namespace with outbound access only (the host and other sandboxes unreachable),
+and the limits below. Nothing of the platform (its data dir, other services' builds or
+secrets) is mounted in. A step whose outputs (a virtualenv, node_modules) depend only on
+files that did not change since the service's previous build is restored from the cache
+instead of run again. The artifact is the finished workspace, run read-only at /workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shoal.agent.logs import LogFollower
+from shoal.build.git import GitError, checkout
+from shoal.core.assignment import Artifact, BuildJob, BuildReport, BuildStep, LogLine
+from shoal.core.buildpacks import BuildRefused, Plan, Source, Step, plan
+from shoal.core.enums import BuildStatus
+from shoal.runtime.driver import Bind, Driver, Phase, Resources, SandboxError, SandboxSpec
+from shoal.runtime.stack import stack_binds, stack_root
+
+log = logging.getLogger(__name__)
+BUILD_TIMEOUT_S = 15 * 60.0  # the whole build
+BUILD_RESOURCES = Resources(vcpu=1.0, memory_mb=2048, disk_mb=4096, pids=1024)
+STACK_PATH = "/workspace/.venv/bin:/usr/local/bin:/usr/bin:/bin"
+_POLL_S = 0.1
+
+
+class BuildFailed(Exception):
+    """The build cannot go on; the message is what the user sees."""
+
+
+def run_env(plan_env: dict[str, str], user_env: dict[str, str]) -> dict[str, str]:
+    """What build steps and the built app see: the buildpack's variables, then the user's."""
+    return {"PATH": STACK_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", **plan_env, **user_env}
+
+
+def sandbox_for(
+    instance_id: str,
+    state_dir: Path,
+    workspace: Path,
+    argv: list[str],
+    env: dict[str, str],
+    resources: Resources,
+    *,
+    writable: bool = False,
+    cache: Path | None = None,
+    egress: bool = False,
+    hostname: str = "",
+    ports: tuple[int, ...] = (),
+) -> SandboxSpec:
+    """A sandbox on the node's stack with `workspace` at /workspace: a build step's
+    (writable, with the cache and outbound network) or a built app's (read-only)."""
+    binds = [*stack_binds(), Bind(workspace, "/workspace", writable=writable)]
+    if cache is not None:
+        binds.append(Bind(cache, "/cache", writable=True))
+    return SandboxSpec(
+        instance_id=instance_id,
+        rootfs=stack_root(state_dir),
+        argv=argv,
+        env=env,
+        resources=resources,
+        workdir="/workspace",
+        hostname=hostname,
+        ports=ports,
+        binds=tuple(binds),
+        egress=egress,
+    )
+
+
+class Build:
+    """One deployment's build, from clone to report."""
+
+    def __init__(
+        self,
+        job: BuildJob,
+        driver: Driver,
+        state_dir: Path,
+        report: Callable[[BuildReport], None],
+        emit: Callable[[list[LogLine]], None],
+    ) -> None:
+        self.job = job
+        self.driver = driver
+        self.state_dir = state_dir
+        self.work = state_dir / "builds" / job.deployment_id
+        self.cache = state_dir / "build-cache" / job.service_id
+        self.artifact = state_dir / "artifacts" / job.deployment_id
+        self._report = report
+        self._emit = emit
+        self.steps: list[BuildStep] = []
+        self.sha = self.author = self.subject = ""
+        self._follower = LogFollower(self.work / "offsets.json")
+        self._deadline = 0.0
+
+    def say(self, message: str) -> None:
+        now = datetime.now(UTC)
+        self._emit(
+            [
+                LogLine(
+                    deployment_id=self.job.deployment_id,
+                    stream="koyeb",
+                    msg=message,
+                    created_at=now,
+                )
+            ]
+        )
+
+    def fail(self, message: str) -> None:
+        self._send(BuildStatus.FAILED, message)
+
+    def _send(
+        self, status: BuildStatus, message: str = "", artifact: Artifact | None = None
+    ) -> None:
+        self._report(
+            BuildReport(
+                deployment_id=self.job.deployment_id,
+                status=status,
+                steps=list(self.steps),
+                sha=self.sha,
+                commit_author=self.author,
+                commit_message=self.subject,
+                artifact=artifact,
+                message=message,
+            )
+        )
+
+    async def run(self) -> None:
+        self._deadline = time.monotonic() + BUILD_TIMEOUT_S
+        try:
+            artifact = await self._build()
+        except BuildFailed as e:
+            self.say(f"Build failed: {e}")
+            self._send(BuildStatus.FAILED, str(e))
+        else:
+            self.say("Build completed")
+            self._send(BuildStatus.COMPLETED, artifact=artifact)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, self.work, True)
+
+    async def _build(self) -> Artifact:
+        git = self.job.git
+        await asyncio.to_thread(shutil.rmtree, self.work, True)
+        self.work.mkdir(parents=True)
+        self._send(BuildStatus.RUNNING)
+        self.say(f"Cloning {git.repository}")
+        src = self.work / "src"
+        started = datetime.now(UTC)
+        try:
+            commit = await asyncio.to_thread(
+                checkout, git.repository or "", src, git.branch or "", git.tag or "", git.sha or ""
+            )
+        except GitError as e:
+            self._step("clone", BuildStatus.FAILED, started)
+            raise BuildFailed(f"Cannot clone {git.repository}: {e}") from e
+        self.sha, self.author, self.subject = commit.sha, commit.author, commit.message
+        self._step("clone", BuildStatus.COMPLETED, started)
+        self.say(f"Checked out {commit.sha[:7]} {commit.message}")
+        workdir = (src / (git.workdir or "")).resolve()
+        if not workdir.is_relative_to(src.resolve()) or not workdir.is_dir():
+            raise BuildFailed(f"workdir {git.workdir!r} is not a directory of the repository")
+        if git.docker is not None:
+            raise BuildFailed("Dockerfile builds are not supported by shoal yet: use a buildpack")
+        chosen = self._plan(workdir)
+        self.say(f"Detected a {chosen.language} app")
+        workspace = self.work / "workspace"
+        await asyncio.to_thread(
+            shutil.copytree,
+            workdir,
+            workspace,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(".git"),
+        )
+        if not self.job.use_cache:
+            await asyncio.to_thread(shutil.rmtree, self.cache, True)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        env = run_env(dict(chosen.env), self.job.env)
+        for n, step in enumerate(chosen.steps):
+            await self._run_step(n, step, workspace, env)
+        await asyncio.to_thread(shutil.rmtree, self.artifact, True)
+        self.artifact.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(workspace.rename, self.artifact)
+        return Artifact(
+            path=str(self.artifact), run_command=chosen.run_command, env=dict(chosen.env)
+        )
+
+    def _plan(self, workdir: Path) -> Plan:
+        def text(name: str) -> str | None:
+            path = workdir / name
+            return path.read_text(errors="replace") if path.is_file() else None
+
+        files = frozenset(p.name for p in workdir.iterdir())
+        git = self.job.git
+        build = (git.buildpack.build_command if git.buildpack else None) or git.build_command
+        run = (git.buildpack.run_command if git.buildpack else None) or git.run_command
+        try:
+            return plan(
+                Source(files=files, procfile=text("Procfile"), package_json=text("package.json")),
+                self.job.service_type,
+                build,
+                run,
+            )
+        except BuildRefused as e:
+            raise BuildFailed(str(e)) from e
+
+    def _step(self, name: str, status: BuildStatus, started: datetime) -> None:
+        done = status in (BuildStatus.COMPLETED, BuildStatus.FAILED)
+        entry = BuildStep(
+            name=name,
+            status=status,
+            started_at=started,
+            finished_at=datetime.now(UTC) if done else None,
+        )
+        self.steps = [s for s in self.steps if s.name != name] + [entry]
+        self._send(BuildStatus.RUNNING)
+
+    async def _run_step(self, n: int, step: Step, workspace: Path, env: dict[str, str]) -> None:
+        started = datetime.now(UTC)
+        key = _cache_key(step, workspace)
+        saved = self.cache / "layers" / f"{n}-{key}" if key else None
+        if saved is not None and saved.is_dir():
+            self.say(f"{step.name}: reusing the previous build's output")
+            await asyncio.to_thread(_restore, saved, workspace, step.reuse)
+            self._step(step.name, BuildStatus.COMPLETED, started)
+            return
+        self._step(step.name, BuildStatus.RUNNING, started)
+        self.say(f"Running {step.name}: {step.command}")
+        code = await self._sandboxed(n, step.command, workspace, env)
+        if code != 0:
+            self._step(step.name, BuildStatus.FAILED, started)
+            raise BuildFailed(f"{step.name} failed (exit code {code})")
+        self._step(step.name, BuildStatus.COMPLETED, started)
+        if saved is not None:
+            await asyncio.to_thread(_save, workspace, step.reuse, saved)
+
+    async def _sandboxed(self, n: int, command: str, workspace: Path, env: dict[str, str]) -> int:
+        sandbox_id = f"build-{self.job.deployment_id[:8]}-{n}"
+        spec = sandbox_for(
+            sandbox_id,
+            self.state_dir,
+            workspace,
+            ["/bin/sh", "-c", command],
+            env,
+            BUILD_RESOURCES,
+            writable=True,
+            cache=self.cache,
+            egress=True,
+            hostname="build",
+        )
+        try:
+            state = await asyncio.to_thread(self.driver.start, spec)
+            while state.phase == Phase.RUNNING:
+                self._collect(sandbox_id)
+                if time.monotonic() > self._deadline:
+                    await asyncio.to_thread(self.driver.stop, sandbox_id, 0)
+                    raise BuildFailed(
+                        f"the build took longer than {BUILD_TIMEOUT_S / 60:.0f} minutes"
+                    )
+                await asyncio.sleep(_POLL_S)
+                state = await asyncio.to_thread(self.driver.inspect, sandbox_id)
+            self._collect(sandbox_id)
+            if state.oom_killed:
+                raise BuildFailed(f"the build ran out of memory ({BUILD_RESOURCES.memory_mb} MB)")
+            return state.exit_code if state.exit_code is not None else -1
+        except SandboxError as e:
+            raise BuildFailed(f"cannot start the build sandbox: {e}") from e
+        finally:
+            with contextlib.suppress(SandboxError):
+                await asyncio.to_thread(self.driver.destroy, sandbox_id)
+
+    def _collect(self, sandbox_id: str) -> None:
+        with contextlib.suppress(SandboxError, OSError):
+            files = self.driver.logs(sandbox_id)
+            lines = []
+            for stream, path in (("stdout", files.stdout), ("stderr", files.stderr)):
+                lines += self._follower.read(sandbox_id, stream, path)
+            if lines:
+                dep = self.job.deployment_id
+                self._emit(
+                    [
+                        ln.model_copy(update={"instance_id": "", "deployment_id": dep})
+                        for ln in lines
+                    ]
+                )
+
+
+def _cache_key(step: Step, workspace: Path) -> str | None:
+    """What the step's reusable outputs depend on: the named files' contents."""
+    if not step.reuse or not step.cache_key_files:
+        return None
+    digest = hashlib.sha256(step.command.encode())
+    for name in step.cache_key_files:
+        path = workspace / name
+        digest.update(name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"\0missing")
+    return digest.hexdigest()[:24]
+
+
+def _save(workspace: Path, outputs: tuple[str, ...], saved: Path) -> None:
+    """Keep a step's outputs for the next build (only the newest key of each step)."""
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    for old in saved.parent.glob(f"{saved.name.split('-', 1)[0]}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    tmp = saved.with_name(saved.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in outputs:
+        src = workspace / name
+        if src.is_dir():
+            shutil.copytree(src, tmp / name, symlinks=True)
+    tmp.rename(saved)
+
+
+def _restore(saved: Path, workspace: Path, outputs: tuple[str, ...]) -> None:
+    for name in outputs:
+        if (saved / name).is_dir():
+            shutil.rmtree(workspace / name, ignore_errors=True)
+            shutil.copytree(saved / name, workspace / name, symlinks=True)
+
+
+class Builds:
+    """The node's builds: started when listed, aborted when no longer listed."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        state_dir: Path,
+        report: Callable[[BuildReport], None],
+        emit: Callable[[list[LogLine]], None],
+    ) -> None:
+        self.driver = driver
+        self.state_dir = state_dir
+        self._report = report
+        self._emit = emit
+        self._running: dict[str, asyncio.Task[None]] = {}
+        # Finished here, but still listed until the API has the report: not built again.
+        self._done: set[str] = set()
+
+    def sync(self, jobs: list[BuildJob]) -> None:
+        listed = {j.deployment_id for j in jobs}
+        self._done &= listed
+        for job in jobs:
+            if job.deployment_id not in self._running and job.deployment_id not in self._done:
+                build = Build(job, self.driver, self.state_dir, self._report, self._emit)
+                task = asyncio.create_task(self._guarded(build))
+                self._running[job.deployment_id] = task
+        for dep_id, task in list(self._running.items()):
+            if dep_id not in listed:
+                task.cancel()
+
+    async def _guarded(self, build: Build) -> None:
+        try:
+            await build.run()
+            self._done.add(build.job.deployment_id)
+        except asyncio.CancelledError:
+            log.info("build of %s aborted", build.job.deployment_id)
+            raise
+        except Exception:
+            log.exception("build of %s", build.job.deployment_id)
+            build.fail("Internal error on the build node")
+            self._done.add(build.job.deployment_id)
+        finally:
+            self._running.pop(build.job.deployment_id, None)
+
+    def cancel(self) -> None:
+        for task in self._running.values():
+            task.cancel()
