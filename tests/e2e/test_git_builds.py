@@ -241,7 +241,7 @@ def test_buildpacks_push_and_failures(shoal: Shoal, tmp_path: Path) -> None:
     assert any("reusing the previous build" in line for line in build_log(api, pushed_id))
 
     # Deploy on push, by webhook: a bad signature is refused, a good one deploys at once.
-    hook = api.get(f"/v1/services/{site['id']}/git_webhook").json()["webhook"]
+    hook = api.get(f"/hooks/v1/git/{site['id']}/secret").json()["webhook"]
     site_sha = commit(site_repo, {"index.html": "<h1>hooked</h1>"})
     payload = json.dumps({"ref": "refs/heads/main", "after": site_sha}).encode()
     bad = httpx.post(

@@ -57,7 +57,7 @@ def checkout(repository: str, dest: Path, branch: str = "", tag: str = "", sha: 
     branch when none is); only that commit's history is fetched when it can be."""
     ref = branch or tag
     if sha:
-        _git("clone", "--quiet", "--no-checkout", "--", repository, str(dest))
+        _git("clone", "--quiet", "--no-checkout", "--", _url(repository), str(dest))
         _git("checkout", "--quiet", "--detach", sha, cwd=dest)
     else:
         extra = ["--branch", ref] if ref else []
@@ -77,7 +77,10 @@ def head_of(repository: str, branch: str) -> str:
 
 
 def _url(repository: str) -> str:
-    """A local path as a file:// URL: git makes shallow clones only over a transport."""
+    """A local path as a file:// URL (git makes shallow clones only over a transport), and
+    Koyeb's `github.com/org/repo` as https."""
     if repository.startswith("/"):
         return "file://" + repository
+    if "://" not in repository and "@" not in repository.split("/", 1)[0]:
+        return "https://" + repository
     return repository

@@ -72,7 +72,10 @@ def check(d: DeploymentDefinition, ctx: Context, prefix: str = "definition") -> 
     return problems
 
 
-_REPOSITORY = re.compile(r"^(?:(?:https?|git|ssh|file)://\S+|[\w.-]+@[\w.-]+:\S+|/\S*)$")
+# Koyeb's own form is `github.com/org/repo` (https is meant).
+_REPOSITORY = re.compile(
+    r"^(?:(?:https?|git|ssh|file)://\S+|[\w.-]+@[\w.-]+:\S+|/\S*|[\w-]+(?:\.[\w-]+)+/\S+)$"
+)
 
 
 def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
@@ -92,8 +95,8 @@ def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
         elif not _REPOSITORY.match(d.git.repository):
             bad(
                 "git.repository",
-                "must be an https://, http://, git://, ssh:// or git@host:path URL, a file:// "
-                "URL or an absolute path",
+                "must be a URL (https://, http://, git://, ssh://, git@host:path, file://), "
+                "host/org/repo, or an absolute path",
             )
         refs = [r for r in (d.git.branch, d.git.tag, d.git.sha) if r]
         if len(refs) > 1:

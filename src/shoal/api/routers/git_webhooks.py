@@ -1,11 +1,11 @@
 """Deploy on push, the webhook half: GitHub and GitLab push events, signed per service.
 
 shoal's own endpoints (Koyeb connects repositories through its GitHub app instead).
-`GET /v1/services/{id}/git_webhook` tells a service's owner where to point the repository's
-webhook and the secret to sign it with (made on first asking, stored encrypted). The hook
-itself carries no API token: a push is accepted only with a valid signature
-(`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body>`, as GitHub signs) or token
-(`X-Gitlab-Token`, as GitLab sends), and only for the branch the service tracks.
+`GET /hooks/v1/git/{service_id}/secret` (with an API token) tells a service's owner where
+to point the repository's webhook and the secret to sign it with (made on first asking,
+stored encrypted). The hook itself carries no API token: a push is accepted only with a
+valid signature (`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body>`, as GitHub signs)
+or token (`X-Gitlab-Token`, as GitLab sends), and only for the branch the service tracks.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from shoal.store import services as service_store
 from shoal.store.tables import Service
 from shoal.store.tenancy import Principal
 
-router = APIRouter(route_class=RetryOnConflict, tags=["Git"], responses=ERROR_RESPONSES)
+# Not Koyeb's API, so neither under /v1 nor in /openapi.json (which describes Koyeb's).
+router = APIRouter(
+    route_class=RetryOnConflict, tags=["Git"], responses=ERROR_RESPONSES, include_in_schema=False
+)
 
 
 class GitWebhook(Out):
@@ -45,12 +48,12 @@ class PushReply(Out):
 
 
 def _path(service_id: str) -> str:
-    return f"/v1/git/webhooks/{service_id}"
+    return f"/hooks/v1/git/{service_id}"
 
 
 @router.get(
-    "/v1/services/{id}/git_webhook",
-    operation_id="GetServiceGitWebhook",
+    "/hooks/v1/git/{id}/secret",
+    operation_id="GetGitWebhook",
     response_model=GitWebhookReply,
 )
 def get_webhook(
@@ -71,7 +74,7 @@ class _Push(BaseModel):
     repository: dict[str, object] = {}
 
 
-@router.post("/v1/git/webhooks/{service_id}", operation_id="GitPush", response_model=PushReply)
+@router.post("/hooks/v1/git/{service_id}", operation_id="GitPush", response_model=PushReply)
 async def push(
     service_id: str,
     request: Request,
