@@ -7,6 +7,8 @@ import json
 import pytest
 
 from shoal.core.buildpacks import (
+    COMPILE_COMMAND,
+    COMPILE_PYTHON,
     NO_BUILDPACK,
     STATIC_SERVER,
     BuildRefused,
@@ -38,6 +40,8 @@ NODE_ENV = {
     "npm_config_audit": "false",
 }
 WEB_PROCFILE = "web: gunicorn app:app --bind 0.0.0.0:$PORT\n"
+
+COMPILE = Step(COMPILE_PYTHON, COMPILE_COMMAND)
 
 
 def source(*files: str, procfile: str | None = None, package: object = None) -> Source:
@@ -136,9 +140,17 @@ def test_python_requirements():
             cache_key_files=("requirements.txt",),
             reuse=(".venv",),
         ),
+        COMPILE,
     )
     assert dict(p.env) == PY_ENV
     assert p.run_command == "gunicorn app:app --bind 0.0.0.0:$PORT"
+
+
+def test_python_compiles_the_apps_own_modules_not_the_venvs():
+    p = build(source("requirements.txt", procfile="web: x"))
+    assert p.steps[-1] == COMPILE
+    assert "compileall" in COMPILE.command and ".venv" in COMPILE.command
+    assert COMPILE.cache_key_files == () and COMPILE.reuse == ()  # the app's code changes
 
 
 def test_python_requirements_win_over_lock_files():
@@ -152,7 +164,8 @@ def test_python_requirements_win_over_lock_files():
 
 def test_python_uv_lock():
     p = build(source("pyproject.toml", "uv.lock", "poetry.lock", procfile="web: x"))
-    (step,) = p.steps
+    step, compiled = p.steps
+    assert compiled == COMPILE
     assert step.name == "python: install dependencies"
     assert step.command.split(" && ") == [
         "python3 -m venv /workspace/.venv",
@@ -173,7 +186,8 @@ def test_python_uv_lock():
 
 def test_python_poetry_lock():
     p = build(source("pyproject.toml", "poetry.lock", procfile="web: x"))
-    (step,) = p.steps
+    step, compiled = p.steps
+    assert compiled == COMPILE
     assert step.command.split(" && ") == [
         "python3 -m venv /workspace/.venv",
         "python3 -m venv /tmp/shoal-poetry",
@@ -197,6 +211,7 @@ def test_python_plain_pyproject_installs_the_project_and_is_not_cached():
             "python: install dependencies",
             "python3 -m venv /workspace/.venv && /workspace/.venv/bin/pip install .",
         ),
+        COMPILE,
     )
     assert dict(p.env) == PY_ENV
 
@@ -506,7 +521,7 @@ def test_node_procfile_beats_the_start_script():
 @pytest.mark.parametrize(
     ("files", "package", "before"),
     [
-        (("requirements.txt",), None, ["python: install dependencies"]),
+        (("requirements.txt",), None, ["python: install dependencies", "python: compile"]),
         ((), {"main": "a.js"}, ["node: install dependencies", "node: build"]),
         (("index.html",), None, []),
     ],
@@ -524,7 +539,7 @@ def test_build_command_runs_last(files, package, before):
 
 def test_no_build_command_no_extra_step():
     p = build(source("requirements.txt", procfile="web: x"))
-    assert [s.name for s in p.steps] == ["python: install dependencies"]
+    assert [s.name for s in p.steps] == ["python: install dependencies", "python: compile"]
 
 
 # Caching and env, across languages

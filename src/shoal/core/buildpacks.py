@@ -63,6 +63,10 @@ POETRY_TOOL = "/tmp/shoal-poetry"
 STATIC_SERVER = f'python3 -m http.server "${{PORT:-8000}}" --bind 0.0.0.0 --directory {WORKSPACE}'
 
 INSTALL_PYTHON = "python: install dependencies"
+COMPILE_PYTHON = "python: compile"
+# Byte-compiles the app's own modules (not the venv's): a syntax error fails the build, with
+# the error in its output, instead of the app at start; and the app starts faster.
+COMPILE_COMMAND = f"{VENV}/bin/python -m compileall -q -x '(^|/)(\\.venv|node_modules)/' ."
 INSTALL_NODE = "node: install dependencies"
 BUILD_NODE = "node: build"
 BUILD_COMMAND = "build command"
@@ -259,7 +263,7 @@ def _python(files: frozenset[str]) -> tuple[tuple[Step, ...], tuple[tuple[str, s
     else:
         # Not cached: `pip install .` copies the app's code into the venv (see the module doc).
         step = Step(INSTALL_PYTHON, _steps(venv, f"{VENV}/bin/pip install ."))
-    return (step,), tuple(env)
+    return (step, Step(COMPILE_PYTHON, COMPILE_COMMAND)), tuple(env)
 
 
 # Node.js
