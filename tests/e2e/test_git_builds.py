@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,6 +284,18 @@ def test_buildpacks_push_and_failures(shoal: Shoal, tmp_path: Path) -> None:
     assert service["active_deployment_id"] == pushed_id
     assert get_text(shoal, pushed_id) == "hello from push, six 1.16.0"
 
+    # A syntax error fails the build (the app's modules are compiled), not the instance.
+    commit(py_repo, {"Procfile": "web: python app.py\n", "app.py": "def broken(:\n"}, "oops")
+    api.post(f"/v1/services/{py['id']}/redeploy", json={})
+    broken_id = api.get(f"/v1/services/{py['id']}").json()["service"]["latest_deployment_id"]
+    broken = wait_settled(api, broken_id)
+    assert broken["status"] == "ERROR"
+    assert any("SyntaxError" in m for m in broken["messages"]), broken["messages"]
+    assert (
+        api.get(f"/v1/services/{py['id']}").json()["service"]["active_deployment_id"] == pushed_id
+    )
+    assert get_text(shoal, pushed_id) == "hello from push, six 1.16.0"
+
 
 @pytest.mark.timeout(600)
 def test_hostile_build_is_contained(shoal: Shoal, tmp_path: Path) -> None:
@@ -328,3 +341,51 @@ sys.exit(3)
     assert not any("SUCCEEDED" in line for line in log), log
     assert any("build command failed" in m for m in d["messages"]), d["messages"]
     assert api.get("/v1/apps").status_code == 200  # the platform answers as before
+
+
+@pytest.mark.timeout(600)
+def test_deploy_a_working_directory(shoal: Shoal, tmp_path: Path) -> None:
+    """`shoal deploy DIR APP/SERVICE`: the directory goes up as an archive (without what git
+    ignores, .git and node_modules), is built with a buildpack and runs."""
+    site = tmp_path / "site"
+    commit(site, {"index.html": "<h1>from an archive</h1>", ".gitignore": "secret.txt\n"})
+    (site / "secret.txt").write_text("not for upload")
+    (site / "draft.html").write_text("untracked but not ignored")
+    (site / "node_modules").mkdir()
+    (site / "node_modules" / "dep.js").write_text("left behind")
+    env = {**os.environ, "SHOAL_URL": shoal.url, "SHOAL_TOKEN": shoal.admin_token}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoal",
+            "deploy",
+            str(site),
+            "archived/site",
+            "--ports",
+            "8000:http",
+            "--instance-type",
+            "nano",
+            "--wait",
+            "--wait-timeout",
+            "300",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    api = shoal.client()
+    [app] = [a for a in api.get("/v1/apps").json()["apps"] if a["name"] == "archived"]
+    [service] = api.get("/v1/services", params={"app_id": app["id"]}).json()["services"]
+    dep = deployment(api, service["latest_deployment_id"])
+    assert dep["status"] == "HEALTHY" and dep["definition"]["archive"]["id"]
+    [address] = until("an address", lambda: addresses(shoal, dep["id"]))
+    get = lambda path: httpx.get(f"http://{address}:8000/{path}", timeout=10)  # noqa: E731
+    assert "from an archive" in get("").text
+    assert get("draft.html").status_code == 200
+    assert get("secret.txt").status_code == 404  # .gitignore'd
+    assert get("node_modules/dep.js").status_code == 404
+    assert get(".git/HEAD").status_code == 404

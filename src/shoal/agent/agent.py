@@ -58,7 +58,7 @@ class Agent:
         self.tasks: dict[str, InstanceTask] = {}
         self._ended: set[str] = set()
         self.execs = ExecSessions(client, driver)
-        self.builds = Builds(driver, state_dir, self.report_build, self.emit)
+        self.builds = Builds(driver, state_dir, self.report_build, self.emit, self._archive)
         self.state_dir = state_dir
         self._running: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, InstanceReport] = {}
@@ -91,6 +91,9 @@ class Agent:
                 LogLine(instance_id=a.instance_id, stream="koyeb", msg=message, created_at=now)
             )
         self._flush.set()
+
+    async def _archive(self, archive_id: str) -> bytes:
+        return await self.client.archive(self.node_id, archive_id)
 
     def report_build(self, report: BuildReport) -> None:
         self._pending_builds[report.deployment_id] = report

@@ -1,4 +1,5 @@
-"""Builds a node runs for git deployments: clone, build with a buildpack in sandboxes, report.
+"""Builds a node runs for git and archive deployments: fetch the source (a clone, or the
+uploaded archive), build it with a buildpack in sandboxes, report.
 
 Each build step runs in its own sandbox on the node's stack (the host's userland, read-only),
 with the checkout at /workspace (writable), the service's dependency cache at /cache, its
@@ -14,22 +15,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import shutil
+import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shoal.agent.logs import LogFollower
 from shoal.build.git import GitError, checkout
+from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.core.assignment import Artifact, BuildJob, BuildReport, BuildStep, LogLine
 from shoal.core.buildpacks import BuildRefused, Plan, Source, Step, plan
+from shoal.core.definition import GitSource
 from shoal.core.enums import BuildStatus
 from shoal.runtime.driver import Bind, Driver, Phase, Resources, SandboxError, SandboxSpec
 from shoal.runtime.stack import stack_binds, stack_root
 
 log = logging.getLogger(__name__)
+Fetch = Callable[[str], Awaitable[bytes]]  # an uploaded archive's bytes, by id
 BUILD_TIMEOUT_S = 15 * 60.0  # the whole build
 BUILD_RESOURCES = Resources(vcpu=1.0, memory_mb=2048, disk_mb=4096, pids=1024)
 STACK_PATH = "/workspace/.venv/bin:/usr/local/bin:/usr/bin:/bin"
@@ -88,8 +94,10 @@ class Build:
         state_dir: Path,
         report: Callable[[BuildReport], None],
         emit: Callable[[list[LogLine]], None],
+        fetch: Fetch,
     ) -> None:
         self.job = job
+        self._fetch = fetch
         self.driver = driver
         self.state_dir = state_dir
         self.work = state_dir / "builds" / job.deployment_id
@@ -148,28 +156,14 @@ class Build:
             await asyncio.to_thread(shutil.rmtree, self.work, True)
 
     async def _build(self) -> Artifact:
-        git = self.job.git
         await asyncio.to_thread(shutil.rmtree, self.work, True)
         self.work.mkdir(parents=True)
         self._send(BuildStatus.RUNNING)
-        self.say(f"Cloning {git.repository}")
         src = self.work / "src"
-        started = datetime.now(UTC)
-        try:
-            commit = await asyncio.to_thread(
-                checkout, git.repository or "", src, git.branch or "", git.tag or "", git.sha or ""
-            )
-        except GitError as e:
-            self._step("clone", BuildStatus.FAILED, started)
-            raise BuildFailed(f"Cannot clone {git.repository}: {e}") from e
-        self.sha, self.author, self.subject = commit.sha, commit.author, commit.message
-        self._step("clone", BuildStatus.COMPLETED, started)
-        self.say(f"Checked out {commit.sha[:7]} {commit.message}")
-        workdir = (src / (git.workdir or "")).resolve()
-        if not workdir.is_relative_to(src.resolve()) or not workdir.is_dir():
-            raise BuildFailed(f"workdir {git.workdir!r} is not a directory of the repository")
-        if git.docker is not None:
-            raise BuildFailed("Dockerfile builds are not supported by shoal yet: use a buildpack")
+        if self.job.git is not None:
+            workdir = await self._clone(self.job.git, src)
+        else:
+            workdir = await self._unpack(src)
         chosen = self._plan(workdir)
         self.say(f"Detected a {chosen.language} app")
         workspace = self.work / "workspace"
@@ -193,21 +187,51 @@ class Build:
             path=str(self.artifact), run_command=chosen.run_command, env=dict(chosen.env)
         )
 
+    async def _clone(self, git: GitSource, src: Path) -> Path:
+        """Check the commit out into `src`; returns its workdir."""
+        self.say(f"Cloning {git.repository}")
+        started = datetime.now(UTC)
+        try:
+            commit = await asyncio.to_thread(
+                checkout, git.repository or "", src, git.branch or "", git.tag or "", git.sha or ""
+            )
+        except GitError as e:
+            self._step("clone", BuildStatus.FAILED, started)
+            raise BuildFailed(f"Cannot clone {git.repository}: {e}") from e
+        self.sha, self.author, self.subject = commit.sha, commit.author, commit.message
+        self._step("clone", BuildStatus.COMPLETED, started)
+        self.say(f"Checked out {commit.sha[:7]} {commit.message}")
+        workdir = (src / (git.workdir or "")).resolve()
+        if not workdir.is_relative_to(src.resolve()) or not workdir.is_dir():
+            raise BuildFailed(f"workdir {git.workdir!r} is not a directory of the repository")
+        return workdir
+
+    async def _unpack(self, src: Path) -> Path:
+        """Download the uploaded archive and unpack it into `src` (its files only: no link,
+        device or path leaving `src`)."""
+        self.say("Fetching the uploaded archive")
+        started = datetime.now(UTC)
+        try:
+            data = await self._fetch(self.job.archive_id)
+            await asyncio.to_thread(_untar, data, src)
+        except (ApiError, ApiUnreachable, tarfile.TarError, OSError) as e:
+            self._step("fetch archive", BuildStatus.FAILED, started)
+            raise BuildFailed(f"Cannot unpack the archive: {e}") from e
+        self._step("fetch archive", BuildStatus.COMPLETED, started)
+        return src
+
     def _plan(self, workdir: Path) -> Plan:
         def text(name: str) -> str | None:
             path = workdir / name
             return path.read_text(errors="replace") if path.is_file() else None
 
         files = frozenset(p.name for p in workdir.iterdir())
-        git = self.job.git
-        build = (git.buildpack.build_command if git.buildpack else None) or git.build_command
-        run = (git.buildpack.run_command if git.buildpack else None) or git.run_command
         try:
             return plan(
                 Source(files=files, procfile=text("Procfile"), package_json=text("package.json")),
                 self.job.service_type,
-                build,
-                run,
+                self.job.build_command,
+                self.job.run_command,
             )
         except BuildRefused as e:
             raise BuildFailed(str(e)) from e
@@ -293,6 +317,12 @@ class Build:
                 )
 
 
+def _untar(data: bytes, dest: Path) -> None:
+    dest.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        tar.extractall(dest, filter="data")
+
+
 def _cache_key(step: Step, workspace: Path) -> str | None:
     """What the step's reusable outputs depend on: the named files' contents."""
     if not step.reuse or not step.cache_key_files:
@@ -336,11 +366,13 @@ class Builds:
         state_dir: Path,
         report: Callable[[BuildReport], None],
         emit: Callable[[list[LogLine]], None],
+        fetch: Fetch,
     ) -> None:
         self.driver = driver
         self.state_dir = state_dir
         self._report = report
         self._emit = emit
+        self._fetch = fetch
         self._running: dict[str, asyncio.Task[None]] = {}
         # Finished here, but still listed until the API has the report: not built again.
         self._done: set[str] = set()
@@ -350,7 +382,9 @@ class Builds:
         self._done &= listed
         for job in jobs:
             if job.deployment_id not in self._running and job.deployment_id not in self._done:
-                build = Build(job, self.driver, self.state_dir, self._report, self._emit)
+                build = Build(
+                    job, self.driver, self.state_dir, self._report, self._emit, self._fetch
+                )
                 task = asyncio.create_task(self._guarded(build))
                 self._running[job.deployment_id] = task
         for dep_id, task in list(self._running.items()):

@@ -17,6 +17,7 @@ from shoal.api.exec_relay import ExecRelay
 from shoal.api.limits import BodyLimit
 from shoal.api.routers import (
     apps,
+    archives,
     catalog,
     deployments,
     events,
@@ -28,6 +29,7 @@ from shoal.api.routers import (
     services,
     tenancy,
 )
+from shoal.store import archives as archive_store
 
 
 def create_api(platform: Platform) -> ASGIApp:
@@ -44,6 +46,8 @@ def create_api(platform: Platform) -> ASGIApp:
     errors.install(api)
     for r in (
         apps.router,
+        archives.router,
+        archives.uploads,
         services.router,
         deployments.router,
         secrets.router,
@@ -65,5 +69,5 @@ def create_api(platform: Platform) -> ASGIApp:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    wrapped: ASGIApp = BodyLimit(api)
+    wrapped: ASGIApp = BodyLimit(api, larger={"/hooks/v1/archives/": archive_store.MAX_SIZE})
     return wrapped

@@ -19,10 +19,12 @@ MAX_BODY = 1024 * 1024
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.message = f"Request body larger than {max_bytes} bytes"
+        self.larger = larger or {}  # path prefix -> its own limit (uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,9 +36,14 @@ class BodyLimit:
                 scope, receive, send
             )
             return
+        limit = next(
+            (n for prefix, n in self.larger.items() if scope["path"].startswith(prefix)),
+            self.max_bytes,
+        )
+        too_large = f"Request body larger than {limit} bytes"
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await error_response(413, "payload_too_large", self.message)(scope, receive, send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await error_response(413, "payload_too_large", too_large)(scope, receive, send)
                 return
         scope = dict(scope)
         scope["headers"] = [(n, v) for n, v in scope.get("headers", []) if n != b"content-type"]
@@ -48,9 +55,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     # The API's error handler turns this into the 413 error body.
-                    raise HTTPException(413, self.message)
+                    raise HTTPException(413, too_large)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -8,6 +8,7 @@ import typer
 
 from shoal.cli import apps, catalog, deployments, instances, secrets, services
 from shoal.cli.config import DEFAULT_URL
+from shoal.cli.deploy import deploy
 from shoal.cli.exits import EPILOG, ExitCodeGroup
 from shoal.cli.login import login
 from shoal.cli.output import Format
@@ -48,5 +49,6 @@ def main(
 
 
 app.command()(login)
+app.command()(deploy)
 for group in (apps, services, deployments, instances, secrets, catalog):
     app.add_typer(group.app)

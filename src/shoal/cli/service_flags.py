@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from shoal.core.definition import (
+    BuildpackBuilder,
     DefinitionType,
     DeploymentDefinition,
     DockerSource,
@@ -75,6 +76,20 @@ GitBranchFlag = Annotated[
     str | None,
     typer.Option("--git-branch", help=f"Branch to build (default: {DEFAULT_GIT_BRANCH})"),
 ]
+GitWorkdirFlag = Annotated[
+    str | None,
+    typer.Option("--git-workdir", metavar="PATH", help="Directory of the repository to build."),
+]
+GitBuildCommandFlag = Annotated[
+    str | None,
+    typer.Option("--git-build-command", metavar="CMD", help="Run after the buildpack's build."),
+]
+GitRunCommandFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--git-run-command", metavar="CMD", help="What starts the app (else the Procfile's)."
+    ),
+]
 PortsFlag = Annotated[
     list[str] | None,
     _many(
@@ -118,6 +133,9 @@ class Flags:
     docker_private_registry_secret: str | None = None
     git: str | None = None
     git_branch: str | None = None
+    git_workdir: str | None = None
+    git_build_command: str | None = None
+    git_run_command: str | None = None
     ports: list[str] | None = None
     routes: list[str] | None = None
     env: list[str] | None = None
@@ -202,7 +220,8 @@ def _apply_source(d: DeploymentDefinition, f: Flags) -> None:
             "a service runs an image or builds a repository, not both",
             param_hint="--docker / --git",
         )
-    if f.git or f.git_branch:
+    git_flags = (f.git, f.git_branch, f.git_workdir, f.git_build_command, f.git_run_command)
+    if any(git_flags):
         d.git = d.git or GitSource()
         d.docker = None if f.git else d.docker
         d.git.repository = f.git or d.git.repository
@@ -210,6 +229,11 @@ def _apply_source(d: DeploymentDefinition, f: Flags) -> None:
             d.git.branch, d.git.tag, d.git.sha = f.git_branch, None, None
         if not (d.git.branch or d.git.tag or d.git.sha):
             d.git.branch = DEFAULT_GIT_BRANCH
+        d.git.workdir = f.git_workdir or d.git.workdir
+        if f.git_build_command or f.git_run_command:
+            d.git.buildpack = d.git.buildpack or BuildpackBuilder()
+            d.git.buildpack.build_command = f.git_build_command or d.git.buildpack.build_command
+            d.git.buildpack.run_command = f.git_run_command or d.git.buildpack.run_command
     docker_flags = (
         f.docker,
         f.docker_command,

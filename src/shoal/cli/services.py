@@ -17,7 +17,10 @@ from shoal.cli.service_flags import (
     DockerSecretFlag,
     EnvFlag,
     GitBranchFlag,
+    GitBuildCommandFlag,
     GitFlag,
+    GitRunCommandFlag,
+    GitWorkdirFlag,
     InstanceTypeFlag,
     MaxScaleFlag,
     MinScaleFlag,
@@ -58,7 +61,7 @@ COLUMNS = [
 ]
 
 
-def _wait_deployed(c: ShoalClient, name: str, deployment_id: str, timeout: float) -> None:
+def wait_deployed(c: ShoalClient, name: str, deployment_id: str, timeout: float) -> None:
     wait_until(
         f"deployment {deployment_id[:8]} of {name}",
         lambda: c.get_deployment(deployment_id),
@@ -80,6 +83,9 @@ def create(
     docker_private_registry_secret: DockerSecretFlag = None,
     git: GitFlag = None,
     git_branch: GitBranchFlag = None,
+    git_workdir: GitWorkdirFlag = None,
+    git_build_command: GitBuildCommandFlag = None,
+    git_run_command: GitRunCommandFlag = None,
     ports: PortsFlag = None,
     routes: RoutesFlag = None,
     env: EnvFlag = None,
@@ -98,7 +104,7 @@ def create(
     service = c.create_service(c.get_app(app_)["id"], definition)
     show(output(ctx), service, COLUMNS)
     if wait:
-        _wait_deployed(c, name, service["latest_deployment_id"], wait_timeout)
+        wait_deployed(c, name, service["latest_deployment_id"], wait_timeout)
 
 
 @app.command()
@@ -113,6 +119,9 @@ def update(
     docker_private_registry_secret: DockerSecretFlag = None,
     git: GitFlag = None,
     git_branch: GitBranchFlag = None,
+    git_workdir: GitWorkdirFlag = None,
+    git_build_command: GitBuildCommandFlag = None,
+    git_run_command: GitRunCommandFlag = None,
     ports: PortsFlag = None,
     routes: RoutesFlag = None,
     env: EnvFlag = None,
@@ -133,7 +142,7 @@ def update(
     service = c.update_service(service["id"], definition)
     show(output(ctx), service, COLUMNS)
     if wait:
-        _wait_deployed(c, service["name"], service["latest_deployment_id"], wait_timeout)
+        wait_deployed(c, service["name"], service["latest_deployment_id"], wait_timeout)
 
 
 @app.command("list")
@@ -208,7 +217,7 @@ def resume(
     note(f"Service {service['name']} is resuming")
     if wait:
         resumed = c.get_service(service["id"])
-        _wait_deployed(c, service["name"], resumed["latest_deployment_id"], wait_timeout)
+        wait_deployed(c, service["name"], resumed["latest_deployment_id"], wait_timeout)
 
 
 @app.command()
@@ -224,7 +233,7 @@ def redeploy(
     deployment = c.redeploy_service(service["id"])
     show(output(ctx), deployment, deployments.COLUMNS)
     if wait:
-        _wait_deployed(c, service["name"], deployment["id"], wait_timeout)
+        wait_deployed(c, service["name"], deployment["id"], wait_timeout)
 
 
 app.command()(logs.logs)

@@ -157,6 +157,21 @@ class ShoalClient:
 
     # Deployments and instances
 
+    def upload_archive(self, content: bytes) -> JSON:
+        """Provision an archive, upload `content` (a gzipped tar) to it; returns the archive."""
+        archive = self._one("POST", "/v1/archives", "archive", {"size": str(len(content))})
+        try:
+            r = self._http.put(archive["upload_url"], content=content)
+        except httpx.TransportError as e:
+            raise ApiUnreachable(self.base_url, str(e) or type(e).__name__) from e
+        if r.is_error:
+            try:
+                body = r.json()
+            except ValueError:
+                body = None
+            raise ApiError.from_body(r.status_code, body, f"upload: HTTP {r.status_code}")
+        return archive
+
     def list_deployments(
         self, app_id: str | None = None, service_id: str | None = None
     ) -> list[JSON]:

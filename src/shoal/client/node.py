@@ -55,6 +55,11 @@ class NodeClient:
         )
         return AssignmentList.model_validate(r.json()), r.headers.get("etag", "")
 
+    async def archive(self, node_id: str, archive_id: str) -> bytes:
+        """An uploaded archive a build of the node needs."""
+        r = await self._call("GET", f"/internal/v1/nodes/{node_id}/archives/{archive_id}")
+        return r.content
+
     async def report(self, node_id: str, batch: ReportBatch) -> None:
         await self._call(
             "POST", f"/internal/v1/nodes/{node_id}/report", json=batch.model_dump(mode="json")

@@ -82,12 +82,16 @@ class ExecSession(Wire):
 
 
 class BuildJob(Wire):
-    """A git deployment for the node to build: clone, build in a sandbox, report."""
+    """A deployment for the node to build: fetch its source (a git clone, or an uploaded
+    archive), build it in sandboxes, report."""
 
     deployment_id: str
     service_id: str
     service_type: str  # WEB | WORKER
-    git: GitSource
+    git: GitSource | None = None
+    archive_id: str = ""  # when the source is an archive
+    build_command: str | None = None
+    run_command: str | None = None
     env: dict[str, str]  # the service's env, secrets resolved: builds see it too
     use_cache: bool = True  # reuse dependencies from the service's previous build
 

@@ -41,6 +41,7 @@ class Context:
     secret_names: frozenset[str]  # the organization's secrets
     registry_secret_names: frozenset[str]  # those of type REGISTRY
     free_instances_elsewhere: int = 0  # free instances the organization's other services use
+    archive_ids: frozenset[str] = frozenset()  # the organization's uploaded archives
 
 
 def check(d: DeploymentDefinition, ctx: Context, prefix: str = "definition") -> list[FieldError]:
@@ -108,7 +109,15 @@ def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
         if d.git.workdir and (d.git.workdir.startswith("/") or ".." in d.git.workdir.split("/")):
             bad("git.workdir", "must be a relative path inside the repository")
     if d.archive is not None:
-        bad("archive", "archive sources are not supported by shoal yet: use git or docker")
+        if not d.archive.id:
+            bad("archive.id", "is required")
+        elif d.archive.id not in ctx.archive_ids:
+            bad("archive.id", "no uploaded archive with this id: create one and upload it first")
+        if d.archive.docker is not None:
+            bad(
+                "archive.docker",
+                "Dockerfile builds are not supported by shoal yet: use a buildpack",
+            )
 
 
 def _check_regions(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> set[str]:

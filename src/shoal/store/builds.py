@@ -24,13 +24,14 @@ from shoal.core.enums import (
     DeploymentStatus,
     TriggerType,
 )
+from shoal.core.errors import NotFound
 from shoal.core.regional import regional_definition
 from shoal.core.status import Intent
 from shoal.store import events
 from shoal.store.nodes import org_secrets
 from shoal.store.secretbox import SecretBox
 from shoal.store.services import Trigger, new_deployment, set_deployment_status
-from shoal.store.tables import Deployment, LogEntry, Service, utcnow
+from shoal.store.tables import Archive, Deployment, LogEntry, Service, utcnow
 
 STAGE = "build"
 FAILURE_LINES = 10  # of the build's output, in a failed deployment's messages
@@ -45,7 +46,9 @@ def _iso(when: datetime | None) -> str | None:
 
 
 def needs_build(dep: Deployment) -> bool:
-    return dep.definition.get("git") is not None and dep.artifact is None
+    """A git or archive deployment not built yet."""
+    source = dep.definition.get("git") or dep.definition.get("archive")
+    return source is not None and dep.artifact is None
 
 
 def assign(s: Session, dep: Deployment, node_id: str) -> None:
@@ -82,8 +85,14 @@ def jobs(s: Session, box: SecretBox, node_id: str) -> list[BuildJob]:
     out = []
     for dep in s.scalars(q.order_by(Deployment.created_at)).all():
         definition = DeploymentDefinition.model_validate(dep.definition)
-        if definition.git is None:
-            continue
+        git, archive = definition.git, definition.archive
+        buildpack = git.buildpack if git else archive.buildpack if archive else None
+        build_command = (buildpack.build_command if buildpack else None) or (
+            git.build_command if git else None
+        )
+        run_command = (buildpack.run_command if buildpack else None) or (
+            git.run_command if git else None
+        )
         region = (definition.regions or [""])[0]
         values, _ = org_secrets(s, box, dep.organization_id)
         out.append(
@@ -91,7 +100,10 @@ def jobs(s: Session, box: SecretBox, node_id: str) -> list[BuildJob]:
                 deployment_id=dep.id,
                 service_id=dep.service_id,
                 service_type=definition.type or "WEB",
-                git=definition.git,
+                git=git,
+                archive_id=(archive.id or "") if archive else "",
+                build_command=build_command,
+                run_command=run_command,
                 env=user_env(regional_definition(definition, region), values),
                 use_cache=not definition.skip_cache,
             )
@@ -208,3 +220,16 @@ def on_push(s: Session, svc: Service, branch: str, sha: str) -> Deployment | Non
         f"{branch} moved to {sha[:7]}: redeploying",
     )
     return dep
+
+
+def archive_for(s: Session, node_id: str, archive_id: str) -> bytes:
+    """The archive's bytes, only for a node that builds a deployment made from it."""
+    q = select(Deployment.definition).where(
+        Deployment.build_node_id == node_id,
+        Deployment.status == DeploymentStatus.PROVISIONING.value,
+    )
+    wanted = {(d.get("archive") or {}).get("id") for d in s.scalars(q).all()}
+    archive = s.get(Archive, archive_id) if archive_id in wanted else None
+    if archive is None or archive.content is None:
+        raise NotFound("archive")
+    return archive.content

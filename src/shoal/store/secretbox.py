@@ -27,6 +27,15 @@ class SecretBox:
             raise RuntimeError("secret cannot be decrypted: wrong SHOAL_SECRET_KEY?") from e
         return data
 
+    def verify(self, token: bytes, max_age_s: int) -> dict[str, Any] | None:
+        """What a token sealed at most `max_age_s` ago holds; None for a bad or old one
+        (a token a client handed back, unlike the store's own ciphertexts)."""
+        try:
+            data: dict[str, Any] = json.loads(self._fernet.decrypt(token, ttl=max_age_s))
+        except (InvalidToken, ValueError):
+            return None
+        return data
+
 
 def load_key(data_dir: Path) -> bytes:
     """The key from $SHOAL_SECRET_KEY, else `DIR/secret.key` (created 0600 on first start)."""

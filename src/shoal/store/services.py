@@ -25,6 +25,7 @@ from shoal.core.regional import regional_definition
 from shoal.core.status import STARTING_UP, Intent, ServiceFacts, service_status
 from shoal.core.validation import Context
 from shoal.store import apps, events
+from shoal.store import archives as archive_store
 from shoal.store import secrets as secret_store
 from shoal.store.query import Listing, Page, find, paginate, statement
 from shoal.store.tables import App, Deployment, Instance, RegionalDeployment, Service, utcnow
@@ -143,6 +144,7 @@ def validation_context(
         secret_names=secret_store.names(s, org_id),
         registry_secret_names=secret_store.names(s, org_id, SecretType.REGISTRY),
         free_instances_elsewhere=free,
+        archive_ids=frozenset(archive_store.uploaded_ids(s, org_id)),
     )
 
 

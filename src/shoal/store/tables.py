@@ -301,6 +301,18 @@ class Secret(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
+class Archive(Base):
+    """An uploaded source tree (a gzipped tar) that deployments build from, like a git one."""
+
+    __tablename__ = "archives"
+    id: Mapped[str] = _id()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)  # the space provisioned: the upload's bound
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)  # None until uploaded
+    created_at: Mapped[datetime] = _created()
+    uploaded_at: Mapped[datetime | None]
+
+
 class Event(Base):
     """One append-only log for app, service, deployment, regional deployment and instance events."""
 

@@ -84,6 +84,14 @@ async def assignments(
     return listing
 
 
+@router.get("/{node_id}/archives/{archive_id}", operation_id="NodeArchive")
+def archive(node_id: str, archive_id: str, p: Platform = Depends(platform)) -> Response:
+    """An uploaded archive, for a build the node runs."""
+    with p.db.read() as s:
+        content = builds.archive_for(s, node_id, archive_id)
+    return Response(content, media_type="application/gzip")
+
+
 @router.post("/{node_id}/report", operation_id="NodeReport", response_model=Empty)
 def report(node_id: str, batch: ReportBatch = Body(...), p: Platform = Depends(platform)) -> Empty:
     with p.db.session() as s:
