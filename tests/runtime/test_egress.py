@@ -130,6 +130,13 @@ def test_egress_reaches_the_outside_through_nat_and_nothing_on_the_host(
     assert (str(ipaddress.ip_address(out.address) - 1), host_server.port) in targets  # its veth's
     tries = " ".join(f"({connect(address, port)} 2>/dev/null) &" for address, port in targets)
     assert sandbox.run(out.instance_id, f"{tries} wait") == (0, f"{GATEWAY}\n")
+    # An instance without egress is kept off the host too: its veth's host address (the
+    # only one it has a route to) answers nothing, over IPv4 or IPv6.
+    closed_veth = record_of(sandbox, closed.instance_id).veth
+    host_end = str(ipaddress.ip_address(closed.address) - 1)
+    _, answer = sandbox.run(closed.instance_id, connect(host_end, host_server.port))
+    assert closed.address not in answer and "timed out" in answer, answer
+    assert ip_out("-6", "addr", "show", "dev", closed_veth) == ""
 
     # Nor does the host forward to instances what comes from the outside world.
     for address in (out.address, closed.address):

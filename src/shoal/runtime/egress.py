@@ -1,5 +1,11 @@
-"""Outbound network for an instance that asks for it (`SandboxSpec.egress`): NAT to the world
-outside the host, and to nothing on it.
+"""The host's side of an instance's network: no instance reaches the host (`shield`, for
+every network), and outbound network for an instance that asks for it (`SandboxSpec.egress`):
+NAT to the world outside the host, and to nothing on it.
+
+`shield` drops what an instance sends to the host itself (but for the answers to connections
+the host made: health checks, the proxy), on any of the host's addresses, and takes the IPv6
+link-local address off the host's end of its veth: a service listening on the host's
+addresses is out of every instance's reach.
 
 The instance gets a default route through the host's end of its veth (netns.route_out); the
 host forwards what comes in on that veth and masquerades it behind its own address on
@@ -64,16 +70,32 @@ def enable(net: Network, lease: Lease, pool: ipaddress.IPv4Network) -> None:
             ("nat", f"-I POSTROUTING -s {lease.instance} ! -o {veth} {mine} -j MASQUERADE"),
         ]
         _restore(changes)
-    ipv6 = Path("/proc/sys/net/ipv6/conf", veth, "disable_ipv6")
-    if ipv6.exists():  # not on a kernel without IPv6
-        ipv6.write_text("1")
+    _no_ipv6(net)
     if _IP_FORWARD.read_text().strip() != "1":  # only now that the guard is there
         _IP_FORWARD.write_text("1")
     netns.route_out(net, lease)
 
 
+def shield(net: Network) -> None:
+    """Keep the instance off the host (idempotent; `disable` undoes it)."""
+    mine = f"-m comment --comment {_TAG}{net.veth}"
+    with _lock:
+        changes = _deletions(_tagged(), net)
+        changes.append(
+            ("filter", f"-I INPUT -i {net.veth} -m conntrack ! --ctstate {_ANSWERS} {mine} -j DROP")
+        )
+        _restore(changes)
+    _no_ipv6(net)
+
+
+def _no_ipv6(net: Network) -> None:
+    ipv6 = Path("/proc/sys/net/ipv6/conf", net.veth, "disable_ipv6")
+    if ipv6.exists():  # not on a kernel without IPv6
+        ipv6.write_text("1")
+
+
 def disable(net: Network) -> None:
-    """Remove the instance's rules, found by their comment (idempotent)."""
+    """Remove the instance's rules (its shield's too), found by their comment (idempotent)."""
     with _lock:
         _restore(_deletions(_tagged(), net))
 

@@ -1,7 +1,8 @@
 """Instance networks, made before they are asked for.
 
 Creating a namespace, a veth pair and their addresses takes 5 to 15 ms, more while the
-kernel is still tearing down a deleted namespace, and it is the largest step of a start. So
+kernel is still tearing down a deleted namespace (and the host's firewall rules keeping the
+instance off the host, egress.shield), and it is the largest step of a start. So
 the driver keeps a few networks ready (leases held by SPARE): a start claims one, and
 `keep_spares` makes new ones after a destroy and when the driver starts. A network is never
 handed from one instance to the next: each destroy deletes its own.
@@ -9,7 +10,7 @@ handed from one instance to the next: each destroy deletes its own.
 
 from __future__ import annotations
 
-from shoal.runtime import netns
+from shoal.runtime import egress, netns
 from shoal.runtime.addresses import SPARE, AddressPool, Lease
 
 
@@ -26,7 +27,7 @@ class Networks:
         return lease
 
     def release(self, slot: int) -> None:
-        netns.delete(netns.network_for(self.pool.lease(slot)))
+        _delete(netns.network_for(self.pool.lease(slot)))
         self.pool.release(slot)
 
     def keep_spares(self) -> None:
@@ -49,13 +50,21 @@ class Networks:
         for address in netns.named_addresses():
             unheld = self.pool.slot_of(address)
             if unheld is not None and unheld not in holders:
-                netns.delete(netns.network_for(self.pool.lease(unheld)))
+                _delete(netns.network_for(self.pool.lease(unheld)))
 
     def _create(self, holder: str) -> Lease:
         lease = self.pool.allocate(holder)
         try:
-            netns.create(netns.network_for(lease), lease)
+            net = netns.network_for(lease)
+            netns.create(net, lease)
+            egress.shield(net)
         except BaseException:
             self.release(lease.slot)
             raise
         return lease
+
+
+def _delete(net: netns.Network) -> None:
+    """The network and the host's rules about it (found by name: also a lost network's)."""
+    egress.disable(net)
+    netns.delete(net)

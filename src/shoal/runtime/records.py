@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from shoal.runtime.cgroups import Cgroup, CgroupVersion
@@ -60,7 +60,6 @@ class Record:
     workdir: str
     env: dict[str, str] = field(default_factory=dict)
     rootfs: str = ""  # the image root it runs from (so its image is kept while it runs)
-    egress: bool = False  # its veth has NAT rules (egress.py) that destroy must remove
     pid: int | None = None  # bwrap's monitor, once started
     pid_start: int | None = None  # its start time (clock ticks after boot): tells it from a reuse
     started_at: float | None = None
@@ -87,6 +86,8 @@ class Record:
     @classmethod
     def load(cls, path: Path) -> Record | None:
         try:
-            return cls(**json.loads(path.read_text()))
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             return None
+        known = {f.name for f in fields(cls)}  # a record written by another version
+        return cls(**{k: v for k, v in data.items() if k in known})

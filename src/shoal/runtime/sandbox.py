@@ -136,7 +136,6 @@ class SandboxDriver:
                 workdir=spec.workdir,
                 env={"PATH": _DEFAULT_PATH, **spec.env},
                 rootfs=str(spec.rootfs),
-                egress=spec.egress,
             )
             record.save(files.record)
             if spec.egress:
@@ -273,9 +272,7 @@ class SandboxDriver:
             cgroup.kill_all()
             self._wait_exit(record, _KILL_WAIT_S)
             scratch.remove(files.scratch_image, files.scratch)
-            if record.egress:
-                egress.disable(record.network)
-            self._networks.release(record.slot)
+            self._networks.release(record.slot)  # its firewall rules with it
             cgroup.remove()
         self._children.pop(instance_id, None)
         shutil.rmtree(files.root, ignore_errors=True)
