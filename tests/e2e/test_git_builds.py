@@ -22,6 +22,7 @@ import httpx
 import pytest
 from tests.conftest import Shoal, start_shoal
 from tests.e2e.test_service_lifecycle import addresses, until
+from tests.support.registry import busybox_rootfs
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "dev",
@@ -389,3 +390,37 @@ def test_deploy_a_working_directory(shoal: Shoal, tmp_path: Path) -> None:
     assert get("secret.txt").status_code == 404  # .gitignore'd
     assert get("node_modules/dep.js").status_code == 404
     assert get(".git/HEAD").status_code == 404
+
+
+@pytest.mark.timeout(600)
+def test_dockerfile_with_run_steps_and_a_target(
+    shoal: Shoal, registry, image_builder, tmp_path: Path
+) -> None:
+    """A Dockerfile built with buildah: FROM an image on a registry on the node's loopback,
+    a RUN step, a multi-stage build stopped at its `target`. Its RUN steps reach neither the
+    platform's files nor the host's loopback."""
+    base = image_builder.push(busybox_rootfs(tmp_path / "base"), registry, "base")
+    port = shoal.url.rsplit(":", 1)[1]
+    dockerfile = f"""\
+FROM {base} AS build
+RUN mkdir -p /out && echo "built by a RUN step" > /out/index.html
+RUN (cat {shoal.data_dir}/secret.key && echo READ-SECRET) || echo "blocked read"
+RUN (echo | nc -w 2 127.0.0.1 {port} && echo REACHED-API) || echo "blocked api"
+FROM {base} AS final
+COPY --from=build /out /www
+CMD ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
+FROM final AS debug
+RUN echo "the debug stage" > /www/index.html
+"""
+    repo = tmp_path / "docker"
+    commit(repo, {"Dockerfile": dockerfile})
+    api = shoal.client()
+    app = api.post("/v1/apps", json={"name": "dockerfiles"}).json()["app"]
+    svc = create(api, app["id"], web("img", repo, docker={"target": "final"}))
+    built = wait_settled(api, svc["latest_deployment_id"])
+    log = build_log(api, built["id"])
+    assert built["status"] == "HEALTHY", (built["messages"], log)
+    assert get_text(shoal, built["id"]).strip() == "built by a RUN step"
+    # The RUN lines are in the log too: look for what they printed, whole lines.
+    assert "blocked read" in log and "blocked api" in log, log
+    assert "READ-SECRET" not in log and "REACHED-API" not in log, log

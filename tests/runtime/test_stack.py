@@ -54,7 +54,9 @@ def test_an_app_on_the_stack_sees_the_hosts_userland_and_its_workspace_only(
     cache.mkdir()
     (workspace / "app.txt").write_text("hello from the workspace\n")
     (workspace / "host-resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
-    hidden = ["/root", "/home", "/var", "/run", "/etc/shadow", "/etc/ssl/private"]
+    # /var/tmp and /run are empty mountpoints (for Dockerfile builds): nothing of the host's.
+    hidden = ["/root", "/home", "/var/lib", "/var/log", "/run/netns", "/etc/shadow"]
+    hidden += ["/etc/ssl/private"]
     hidden += [str(tmp_path), str(Path(__file__).parent)]
     binds = (*stack_binds(), Bind(workspace, "/workspace"), Bind(cache, "/cache", writable=True))
 

@@ -1,5 +1,5 @@
 """Builds a node runs for git and archive deployments: fetch the source (a clone, or the
-uploaded archive), build it with a buildpack in sandboxes, report.
+uploaded archive), build it with a buildpack or its Dockerfile in sandboxes, report.
 
 Each build step runs in its own sandbox on the node's stack (the host's userland, read-only),
 with the checkout at /workspace (writable), the service's dependency cache at /cache, its
@@ -8,6 +8,11 @@ and the limits below. Nothing of the platform (its data dir, other services' bui
 secrets) is mounted in. A step whose outputs (a virtualenv, node_modules) depend only on
 files that did not change since the service's previous build is restored from the cache
 instead of run again. The artifact is the finished workspace, run read-only at /workspace.
+
+A Dockerfile is built by buildah (build/dockerfile.py) in one such sandbox, privileged as
+buildah needs root, which runs each RUN step chrooted into the image being built, without
+CAP_SYS_CHROOT, in the sandbox's namespaces (so still no platform file, no host network):
+its base images are pulled on the host first, its image becomes the artifact.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shoal.agent.logs import LogFollower
+from shoal.build import dockerfile
 from shoal.build.git import GitError, checkout
+from shoal.build.image_errors import ImageError
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.core.assignment import Artifact, BuildJob, BuildReport, BuildStep, LogLine
 from shoal.core.buildpacks import BuildRefused, Plan, Source, Step, plan
-from shoal.core.definition import GitSource
+from shoal.core.definition import DockerBuilder, DockerSource, GitSource
+from shoal.core.dockerfile import DockerfileError, base_images
 from shoal.core.enums import BuildStatus
 from shoal.runtime.driver import Bind, Driver, Phase, Resources, SandboxError, SandboxSpec
 from shoal.runtime.stack import stack_binds, stack_root
@@ -64,12 +72,20 @@ def sandbox_for(
     egress: bool = False,
     hostname: str = "",
     ports: tuple[int, ...] = (),
+    privileged: bool = False,
 ) -> SandboxSpec:
     """A sandbox on the node's stack with `workspace` at /workspace: a build step's
-    (writable, with the cache and outbound network) or a built app's (read-only)."""
+    (writable, with the cache and outbound network; privileged for a Dockerfile's, with /sys
+    and a /run and /var/tmp of the cache's for buildah) or a built app's (read-only)."""
     binds = [*stack_binds(), Bind(workspace, "/workspace", writable=writable)]
     if cache is not None:
         binds.append(Bind(cache, "/cache", writable=True))
+    if privileged and cache is not None:
+        binds.append(Bind(Path("/sys"), "/sys"))
+        for target in ("/run", "/var/tmp"):
+            scratch = cache / ".buildah" / target.strip("/").replace("/", "-")
+            scratch.mkdir(parents=True, exist_ok=True)
+            binds.append(Bind(scratch, target, writable=True))
     return SandboxSpec(
         instance_id=instance_id,
         rootfs=stack_root(state_dir),
@@ -81,6 +97,7 @@ def sandbox_for(
         ports=ports,
         binds=tuple(binds),
         egress=egress,
+        privileged=privileged,
     )
 
 
@@ -164,6 +181,8 @@ class Build:
             workdir = await self._clone(self.job.git, src)
         else:
             workdir = await self._unpack(src)
+        if self.job.docker is not None:
+            return await self._dockerfile(workdir, self.job.docker)
         chosen = self._plan(workdir)
         self.say(f"Detected a {chosen.language} app")
         workspace = self.work / "workspace"
@@ -220,6 +239,47 @@ class Build:
         self._step("fetch archive", BuildStatus.COMPLETED, started)
         return src
 
+    async def _dockerfile(self, workdir: Path, docker: DockerBuilder) -> Artifact:
+        """Build the Dockerfile with buildah: base images pulled on the host, the build in a
+        sandbox (privileged for buildah, which contains the RUN steps itself)."""
+        name = docker.dockerfile or "Dockerfile"
+        path = (workdir / name).resolve()
+        if not path.is_relative_to(workdir) or not path.is_file():
+            raise BuildFailed(f"no Dockerfile at {name!r} in the source")
+        try:
+            images = base_images(path.read_text(errors="replace"))
+        except DockerfileError as e:
+            raise BuildFailed(str(e)) from e
+        workspace = self.work / "workspace"
+        await asyncio.to_thread(shutil.copytree, workdir, workspace, symlinks=True)
+        if not self.job.use_cache:
+            await asyncio.to_thread(shutil.rmtree, self.cache, True)
+        store = self.cache / "buildah"
+        store.mkdir(parents=True, exist_ok=True)
+        started = datetime.now(UTC)
+        self._step("pull base images", BuildStatus.RUNNING, started)
+        try:
+            for line in await asyncio.to_thread(dockerfile.pull, store, images):
+                self.say(line)
+        except ImageError as e:
+            self._step("pull base images", BuildStatus.FAILED, started)
+            raise BuildFailed(str(e)) from e
+        self._step("pull base images", BuildStatus.COMPLETED, started)
+        command = dockerfile.command(str(path.relative_to(workdir)), docker.target, self.job.env)
+        step = Step("docker build", command)
+        env = {"PATH": STACK_PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+        await self._run_step(0, step, workspace, env, privileged=True)
+        await asyncio.to_thread(shutil.rmtree, self.artifact, True)
+        self.artifact.mkdir(parents=True)
+        try:
+            await asyncio.to_thread(dockerfile.unpack, store, self.artifact)
+        except (ImageError, OSError) as e:
+            raise BuildFailed(f"cannot unpack the built image: {e}") from e
+        overrides = DockerSource(
+            entrypoint=docker.entrypoint, command=docker.command, args=docker.args
+        )
+        return Artifact(kind="image", path=str(self.artifact), docker=overrides)
+
     def _plan(self, workdir: Path) -> Plan:
         def text(name: str) -> str | None:
             path = workdir / name
@@ -247,7 +307,9 @@ class Build:
         self.steps = [s for s in self.steps if s.name != name] + [entry]
         self._send(BuildStatus.RUNNING)
 
-    async def _run_step(self, n: int, step: Step, workspace: Path, env: dict[str, str]) -> None:
+    async def _run_step(
+        self, n: int, step: Step, workspace: Path, env: dict[str, str], privileged: bool = False
+    ) -> None:
         started = datetime.now(UTC)
         key = _cache_key(step, workspace)
         saved = self.cache / "layers" / f"{n}-{key}" if key else None
@@ -258,7 +320,7 @@ class Build:
             return
         self._step(step.name, BuildStatus.RUNNING, started)
         self.say(f"Running {step.name}: {step.command}")
-        code = await self._sandboxed(n, step.command, workspace, env)
+        code = await self._sandboxed(n, step.command, workspace, env, privileged)
         if code != 0:
             self._step(step.name, BuildStatus.FAILED, started)
             raise BuildFailed(f"{step.name} failed (exit code {code})")
@@ -266,7 +328,9 @@ class Build:
         if saved is not None:
             await asyncio.to_thread(_save, workspace, step.reuse, saved)
 
-    async def _sandboxed(self, n: int, command: str, workspace: Path, env: dict[str, str]) -> int:
+    async def _sandboxed(
+        self, n: int, command: str, workspace: Path, env: dict[str, str], privileged: bool
+    ) -> int:
         sandbox_id = f"build-{self.job.deployment_id[:8]}-{n}"
         spec = sandbox_for(
             sandbox_id,
@@ -279,6 +343,7 @@ class Build:
             cache=self.cache,
             egress=True,
             hostname="build",
+            privileged=privileged,
         )
         try:
             state = await asyncio.to_thread(self.driver.start, spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -13,14 +14,14 @@ import httpx
 
 from shoal.agent.builds import run_env, sandbox_for
 from shoal.agent.probes import describe_failure, probe
-from shoal.build.image import ImageStore, process_for
+from shoal.build.image import Image, ImageStore, process_for
 from shoal.build.image_errors import ImageError
 from shoal.build.registry_auth import credentials_from_secret
 from shoal.core import health
 from shoal.core.assignment import Assignment
-from shoal.core.definition import HealthCheck
+from shoal.core.definition import DockerSource, HealthCheck
 from shoal.core.enums import InstanceStatus
-from shoal.core.process import ProcessError
+from shoal.core.process import ImageConfig, ProcessError
 from shoal.runtime.driver import Driver, Phase, Resources, SandboxError, SandboxSpec, SandboxState
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,12 @@ class InstanceTask:
         await self._watch(state)
 
     async def _spec(self) -> SandboxSpec:
-        """An image's sandbox (pulled first), or a git build's on the node's stack."""
+        """A git build's sandbox on the node's stack, or an image's: built from a Dockerfile,
+        or pulled (first)."""
         a = self.a
         resources = Resources(vcpu=a.vcpu, memory_mb=a.memory_mb, disk_mb=a.disk_mb)
         ports = tuple(p.port for p in a.ports if p.port)
-        if a.artifact is not None:
+        if a.artifact is not None and a.artifact.kind == "buildpack":
             spec = sandbox_for(
                 a.instance_id,
                 self.state_dir,
@@ -103,13 +105,20 @@ class InstanceTask:
             )
             self.rootfs = spec.rootfs
             return spec
-        self._say(InstanceStatus.ALLOCATING, f"Pulling image {a.docker.image}")
-        creds = None
-        if a.registry_secret is not None:
-            creds = credentials_from_secret(a.registry_secret.kind, a.registry_secret.config)
-        image = await asyncio.to_thread(self.images.pull, a.docker.image or "", creds)
+        if a.artifact is not None:
+            root = Path(a.artifact.path)
+            config = ImageConfig.from_oci(json.loads((root / "config.json").read_bytes()))
+            image = Image(digest="", rootfs=root / "rootfs", config=config)
+            source = a.artifact.docker or DockerSource()
+        else:
+            self._say(InstanceStatus.ALLOCATING, f"Pulling image {a.docker.image}")
+            creds = None
+            if a.registry_secret is not None:
+                creds = credentials_from_secret(a.registry_secret.kind, a.registry_secret.config)
+            image = await asyncio.to_thread(self.images.pull, a.docker.image or "", creds)
+            source = a.docker
         self.rootfs = image.rootfs
-        proc = process_for(image, a.docker, a.env)
+        proc = process_for(image, source, a.env)
         return SandboxSpec(
             instance_id=a.instance_id,
             rootfs=image.rootfs,
@@ -129,7 +138,7 @@ class InstanceTask:
                 self._say(InstanceStatus.STOPPED, "Instance stopped before it started")
                 return None
             state = await asyncio.to_thread(self.driver.start, spec)
-        except (ImageError, ProcessError, SandboxError) as e:
+        except (ImageError, ProcessError, SandboxError, OSError, ValueError) as e:
             self._say(InstanceStatus.ERROR, str(e))
             return None
         self.started_at = datetime.now(UTC)

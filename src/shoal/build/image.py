@@ -162,7 +162,7 @@ class ImageStore:
                 raise UnsupportedImage(f"image {remote.ref}: {e}") from None
             staged.mkdir()
             staged.chmod(0o755)
-            _unpack(layout, staged / "rootfs", remote.ref)
+            unpack_layout(layout, _LAYOUT_TAG, staged / "rootfs", str(remote.ref))
             (staged / "config.json").write_bytes(blob)
             staged.rename(self._dir(digest))
         finally:
@@ -238,11 +238,12 @@ def process_for(image: Image, source: DockerSource, env: Mapping[str, str]) -> P
     return image_process(image.config, source, env, rootfs.read_users(image.rootfs))
 
 
-def _unpack(layout: Path, target: Path, ref: ImageRef) -> None:
+def unpack_layout(layout: Path, tag: str, target: Path, what: str) -> None:
+    """Unpack the image tagged `tag` in the OCI layout `layout` into the root `target`."""
     # As root, umoci keeps the layers' owners, modes and special files as they are.
     try:
         done = subprocess.run(
-            ["umoci", "raw", "unpack", "--image", f"{layout}:{_LAYOUT_TAG}", str(target)],
+            ["umoci", "raw", "unpack", "--image", f"{layout}:{tag}", str(target)],
             capture_output=True,
             timeout=UNPACK_TIMEOUT_S,
             check=False,
@@ -250,10 +251,10 @@ def _unpack(layout: Path, target: Path, ref: ImageRef) -> None:
     except FileNotFoundError:
         raise ImageError("umoci is not installed: run scripts/install-system-deps") from None
     except subprocess.TimeoutExpired:
-        raise ImageError(f"unpacking image {ref} took over {UNPACK_TIMEOUT_S} s") from None
+        raise ImageError(f"unpacking image {what} took over {UNPACK_TIMEOUT_S} s") from None
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
-        raise ImageError(f"unpacking image {ref} failed: {lines[-1]}")
+        raise ImageError(f"unpacking image {what} failed: {lines[-1]}")
 
 
 def _hex(digest: str) -> str:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shoal.core.catalog import INSTANCE_TYPES
 from shoal.core.definition import (
     DeploymentDefinition,
+    DockerBuilder,
     DockerSource,
     GitSource,
     HealthCheck,
@@ -38,12 +39,16 @@ class RegistrySecret(Wire):
 
 
 class Artifact(Wire):
-    """What a build made: the app and its dependencies, a read-only tree on the node that
-    built it, run at /workspace on the node's stack (its own userland, read-only)."""
+    """What a build made, a read-only tree on the node that built it: a buildpack's app and
+    its dependencies, run at /workspace on the node's stack (its own userland, read-only);
+    or a Dockerfile's image (`path`/rootfs and its config, `path`/config.json), run as an
+    image is, with the builder's entrypoint, command and args over the image's."""
 
+    kind: str = "buildpack"  # buildpack | image
     path: str
-    run_command: str
+    run_command: str = ""
     env: dict[str, str] = {}
+    docker: DockerSource | None = None  # an image's overrides
 
 
 class Assignment(Wire):
@@ -90,6 +95,7 @@ class BuildJob(Wire):
     service_type: str  # WEB | WORKER
     git: GitSource | None = None
     archive_id: str = ""  # when the source is an archive
+    docker: DockerBuilder | None = None  # a Dockerfile build (else a buildpack's)
     build_command: str | None = None
     run_command: str | None = None
     env: dict[str, str]  # the service's env, secrets resolved: builds see it too

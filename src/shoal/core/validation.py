@@ -104,8 +104,6 @@ def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
             bad("git", "set only one of branch, tag and sha")
         if d.git.buildpack is not None and d.git.docker is not None:
             bad("git", "set only one of buildpack and docker")
-        elif d.git.docker is not None:
-            bad("git.docker", "Dockerfile builds are not supported by shoal yet: use a buildpack")
         if d.git.workdir and (d.git.workdir.startswith("/") or ".." in d.git.workdir.split("/")):
             bad("git.workdir", "must be a relative path inside the repository")
     if d.archive is not None:
@@ -113,11 +111,8 @@ def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
             bad("archive.id", "is required")
         elif d.archive.id not in ctx.archive_ids:
             bad("archive.id", "no uploaded archive with this id: create one and upload it first")
-        if d.archive.docker is not None:
-            bad(
-                "archive.docker",
-                "Dockerfile builds are not supported by shoal yet: use a buildpack",
-            )
+        if d.archive.buildpack is not None and d.archive.docker is not None:
+            bad("archive", "set only one of buildpack and docker")
 
 
 def _check_regions(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> set[str]:

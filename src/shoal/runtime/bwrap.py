@@ -50,20 +50,15 @@ def bwrap_options(spec: SandboxSpec, scratch: Path, status_fd: int) -> list[str]
     business knowing."""
     hostname = (spec.hostname or spec.instance_id)[: _HOST_NAME_MAX - 1]
     who = identity(spec.user)
+    user = ["--unshare-user", "--uid", str(who.uid), "--gid", str(who.gid), "--cap-drop", "ALL"]
     return [
-        "--unshare-user",
+        *([] if spec.privileged else user),
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
         "--unshare-cgroup",
-        "--uid",
-        str(who.uid),
-        "--gid",
-        str(who.gid),
         "--hostname",
         hostname,
-        "--cap-drop",
-        "ALL",
         "--new-session",  # no TIOCSTI into a terminal it could have inherited
         "--json-status-fd",
         str(status_fd),

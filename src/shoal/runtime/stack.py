@@ -28,8 +28,16 @@ from pathlib import Path
 from shoal.runtime.driver import Bind
 
 _USR_LINKS = ("bin", "lib", "lib64", "sbin")  # links into /usr, or directories on old layouts
-_SHARED_ETC = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/alternatives", "/etc/ld.so.cache")
-_MOUNTPOINTS = ("proc", "dev", "tmp", "workspace", "cache")
+_SHARED_ETC = (
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/alternatives",
+    "/etc/ld.so.cache",
+    "/etc/containers",  # buildah's configuration, for Dockerfile builds
+)
+# /sys, /run and /var/tmp: for Dockerfile builds (buildah mounts /sys into RUN steps, keeps
+# its locks in /run and big temporary files in /var/tmp); the caller binds them.
+_MOUNTPOINTS = ("proc", "dev", "tmp", "sys", "run", "var/tmp", "workspace", "cache")
 _ETC = {
     "passwd": (
         "root:x:0:0:root:/root:/bin/sh\n"
@@ -58,7 +66,7 @@ def stack_root(state_dir: Path) -> Path:
     try:
         tmp.chmod(0o755)
         for name in dirs:
-            (tmp / name).mkdir()
+            (tmp / name).mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
             (tmp / name).write_text(text)
         for name, target in links.items():

@@ -102,6 +102,7 @@ def jobs(s: Session, box: SecretBox, node_id: str) -> list[BuildJob]:
                 service_type=definition.type or "WEB",
                 git=git,
                 archive_id=(archive.id or "") if archive else "",
+                docker=git.docker if git else archive.docker if archive else None,
                 build_command=build_command,
                 run_command=run_command,
                 env=user_env(regional_definition(definition, region), values),
