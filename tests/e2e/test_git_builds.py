@@ -242,6 +242,15 @@ def test_buildpacks_push_and_failures(shoal: Shoal, tmp_path: Path) -> None:
     # The unchanged requirements were not installed again.
     assert any("reusing the previous build" in line for line in build_log(api, pushed_id))
 
+    # Redeploy with skip_build: the last build runs again, nothing is built.
+    r = api.post(f"/v1/services/{py['id']}/redeploy", json={"skip_build": True})
+    assert r.status_code == 200, r.text
+    again_id = api.get(f"/v1/services/{py['id']}").json()["service"]["latest_deployment_id"]
+    again = wait_settled(api, again_id)
+    assert again["status"] == "HEALTHY" and again["provisioning_info"]["sha"] == second_sha
+    assert build_log(api, again_id) == []
+    assert get_text(shoal, again_id) == "hello from push, six 1.16.0"
+
     # Deploy on push, by webhook: a bad signature is refused, a good one deploys at once.
     hook = api.get(f"/hooks/v1/git/{site['id']}/secret").json()["webhook"]
     site_sha = commit(site_repo, {"index.html": "<h1>hooked</h1>"})
@@ -282,8 +291,8 @@ def test_buildpacks_push_and_failures(shoal: Shoal, tmp_path: Path) -> None:
     assert any("No run command" in m for m in failed["messages"]), failed["messages"]
     assert failed["provisioning_info"]["stages"][0]["status"] == "FAILED"
     service = api.get(f"/v1/services/{py['id']}").json()["service"]
-    assert service["active_deployment_id"] == pushed_id
-    assert get_text(shoal, pushed_id) == "hello from push, six 1.16.0"
+    assert service["active_deployment_id"] == again_id
+    assert get_text(shoal, again_id) == "hello from push, six 1.16.0"
 
     # A syntax error fails the build (the app's modules are compiled), not the instance.
     commit(py_repo, {"Procfile": "web: python app.py\n", "app.py": "def broken(:\n"}, "oops")
@@ -292,10 +301,8 @@ def test_buildpacks_push_and_failures(shoal: Shoal, tmp_path: Path) -> None:
     broken = wait_settled(api, broken_id)
     assert broken["status"] == "ERROR"
     assert any("SyntaxError" in m for m in broken["messages"]), broken["messages"]
-    assert (
-        api.get(f"/v1/services/{py['id']}").json()["service"]["active_deployment_id"] == pushed_id
-    )
-    assert get_text(shoal, pushed_id) == "hello from push, six 1.16.0"
+    assert api.get(f"/v1/services/{py['id']}").json()["service"]["active_deployment_id"] == again_id
+    assert get_text(shoal, again_id) == "hello from push, six 1.16.0"
 
 
 @pytest.mark.timeout(600)
