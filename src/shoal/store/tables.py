@@ -268,6 +268,7 @@ class LogEntry(Base):
     __table_args__ = (
         Index("ix_logs_service", "service_id", "id"),
         Index("ix_logs_instance", "instance_id", "id"),
+        Index("ix_logs_deployment", "deployment_id", "id"),  # a build's lines
     )
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
