@@ -282,8 +282,8 @@ class Build:
 
     def _plan(self, workdir: Path) -> Plan:
         def text(name: str) -> str | None:
-            path = workdir / name
-            return path.read_text(errors="replace") if path.is_file() else None
+            path = _own(workdir, name)
+            return path.read_text(errors="replace") if path and path.is_file() else None
 
         files = frozenset(p.name for p in workdir.iterdir())
         try:
@@ -394,10 +394,21 @@ def _cache_key(step: Step, workspace: Path) -> str | None:
         return None
     digest = hashlib.sha256(step.command.encode())
     for name in step.cache_key_files:
-        path = workspace / name
+        path = _own(workspace, name)
         digest.update(name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"\0missing")
+        digest.update(path.read_bytes() if path and path.is_file() else b"\0missing")
     return digest.hexdigest()[:24]
+
+
+def _own(root: Path, name: str) -> Path | None:
+    """`root`/`name` if it is the source's own: no link on the way (a repository's symlink
+    may point anywhere on the host, where the agent, unlike the build, can read)."""
+    path = root
+    for part in Path(name).parts:
+        path = path / part
+        if path.is_symlink():
+            return None
+    return path
 
 
 def _save(workspace: Path, outputs: tuple[str, ...], saved: Path) -> None:
@@ -409,8 +420,8 @@ def _save(workspace: Path, outputs: tuple[str, ...], saved: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in outputs:
-        src = workspace / name
-        if src.is_dir():
+        src = _own(workspace, name)
+        if src is not None and src.is_dir():
             shutil.copytree(src, tmp / name, symlinks=True)
     tmp.rename(saved)
 
@@ -418,8 +429,11 @@ def _save(workspace: Path, outputs: tuple[str, ...], saved: Path) -> None:
 def _restore(saved: Path, workspace: Path, outputs: tuple[str, ...]) -> None:
     for name in outputs:
         if (saved / name).is_dir():
-            shutil.rmtree(workspace / name, ignore_errors=True)
-            shutil.copytree(saved / name, workspace / name, symlinks=True)
+            target = workspace / name
+            if target.is_symlink():
+                target.unlink()
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(saved / name, target, symlinks=True)
 
 
 class Builds:
