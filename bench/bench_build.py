@@ -368,7 +368,9 @@ def main() -> int:
     try:
         make_repo(repo)
         try:
-            shoal = start_shoal(data, None, "--git-poll-interval", "3600", agents=True)
+            shoal = start_shoal(
+                data, None, "--git-poll-interval", "3600", "--local-git", agents=True
+            )
         except RuntimeError as e:
             print(f"shoal up failed: {e}")
             return 1

@@ -117,6 +117,12 @@ def up(
         "localhost", envvar="SHOAL_BASE_DOMAIN", help="Apps answer at <app>-<org>.<base domain>."
     ),
     org_name: str = typer.Option("default", help="Name of the organization made on first start."),
+    local_git: bool = typer.Option(
+        False,
+        envvar="SHOAL_LOCAL_GIT",
+        help="Let services build git repositories on this machine's disk (paths, file://): "
+        "for a platform with one operator only, as any tenant could build any repository here.",
+    ),
     git_poll_interval: float = typer.Option(
         60.0,
         envvar="SHOAL_GIT_POLL_INTERVAL",
@@ -150,6 +156,7 @@ def up(
         # Offered: the seed's regions and the configured ones; placed: where agents run.
         regions=tuple(dict.fromkeys((*region_ids, *DEFAULT_REGIONS))),
         base_domain=base_domain,
+        local_git=local_git,
         agent_token_hash=hash_token(agent_token),
     )
     reconciler = Reconciler(db, notify_nodes=platform.nodes.notify)

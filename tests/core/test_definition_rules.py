@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shoal.core.defaults import complete
@@ -231,3 +233,33 @@ def test_one_free_instance_per_organization():
 def test_every_problem_is_reported_at_once():
     raw = web(name="B", regions=["mars"], ports=[{"port": 0}])
     assert len(problems(raw)) >= 3
+
+
+@pytest.mark.parametrize(
+    ("repository", "local", "words"),
+    [
+        ("/srv/repo", False, "off on this platform"),
+        ("file:///srv/repo", False, "off on this platform"),
+        ("http://127.0.0.1:8130/x.git", True, "loopback"),
+        ("http://169.254.169.254/latest", True, "link-local"),
+        ("https://localhost/x.git", True, "loopback"),
+        ("not a repository", True, "must be a URL"),
+    ],
+)
+def test_git_repositories_that_would_reach_into_the_node(repository, local, words):
+    ctx = replace(CTX, local_repositories=local)
+    raw = {**web(), "docker": None, "git": {"repository": repository}}
+    assert words in problems(raw, ctx)["definition.git.repository"]
+
+
+def test_git_sources_that_are_fine():
+    ctx = replace(CTX, local_repositories=True)
+    for repository in ("/srv/repo", "github.com/org/app", "git@github.com:org/app.git"):
+        raw = {**web(), "docker": None, "git": {"repository": repository, "sha": "abc123f"}}
+        assert problems(raw, ctx) == {}, repository
+    raw = {
+        **web(),
+        "docker": None,
+        "git": {"repository": "github.com/o/a", "sha": "--upload-pack=x"},
+    }
+    assert "commit id" in problems(raw, ctx)["definition.git.sha"]

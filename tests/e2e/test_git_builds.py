@@ -93,7 +93,12 @@ def shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shoal]:
     if os.geteuid() != 0:
         pytest.skip("builds and instances need root: namespaces, cgroups and veth pairs")
     s = start_shoal(
-        tmp_path_factory.mktemp("git") / "data", None, "--git-poll-interval", "1", agents=True
+        tmp_path_factory.mktemp("git") / "data",
+        None,
+        "--git-poll-interval",
+        "1",
+        "--local-git",
+        agents=True,
     )
     yield s
     with s.client() as api:

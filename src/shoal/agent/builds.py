@@ -118,7 +118,10 @@ class Build:
         self.driver = driver
         self.state_dir = state_dir
         self.work = state_dir / "builds" / job.deployment_id
+        # Mounted writable in build steps: the agent only ever deletes it (never reads it).
         self.cache = state_dir / "build-cache" / job.service_id
+        # Saved step outputs: the agent's alone, never mounted in a sandbox.
+        self.layers = state_dir / "build-layers" / job.service_id
         self.artifact = state_dir / "artifacts" / job.deployment_id
         self._report = report
         self._emit = emit
@@ -140,10 +143,7 @@ class Build:
             ]
         )
 
-    def fail(self, message: str) -> None:
-        self._send(BuildStatus.FAILED, message)
-
-    def _send(
+    def report(
         self, status: BuildStatus, message: str = "", artifact: Artifact | None = None
     ) -> None:
         self._report(
@@ -165,17 +165,17 @@ class Build:
             artifact = await self._build()
         except BuildFailed as e:
             self.say(f"Build failed: {e}")
-            self._send(BuildStatus.FAILED, str(e))
+            self.report(BuildStatus.FAILED, str(e))
         else:
             self.say("Build completed")
-            self._send(BuildStatus.COMPLETED, artifact=artifact)
+            self.report(BuildStatus.COMPLETED, artifact=artifact)
         finally:
             await asyncio.to_thread(shutil.rmtree, self.work, True)
 
     async def _build(self) -> Artifact:
         await asyncio.to_thread(shutil.rmtree, self.work, True)
         self.work.mkdir(parents=True)
-        self._send(BuildStatus.RUNNING)
+        self.report(BuildStatus.RUNNING)
         src = self.work / "src"
         if self.job.git is not None:
             workdir = await self._clone(self.job.git, src)
@@ -194,7 +194,8 @@ class Build:
             ignore=shutil.ignore_patterns(".git"),
         )
         if not self.job.use_cache:
-            await asyncio.to_thread(shutil.rmtree, self.cache, True)
+            for path in (self.cache, self.layers):
+                await asyncio.to_thread(shutil.rmtree, path, True)
         self.cache.mkdir(parents=True, exist_ok=True)
         env = run_env(dict(chosen.env), self.job.env)
         for n, step in enumerate(chosen.steps):
@@ -243,6 +244,7 @@ class Build:
         """Build the Dockerfile with buildah: base images pulled on the host, the build in a
         sandbox (privileged for buildah, which contains the RUN steps itself)."""
         name = docker.dockerfile or "Dockerfile"
+        workdir = workdir.resolve()
         path = (workdir / name).resolve()
         if not path.is_relative_to(workdir) or not path.is_file():
             raise BuildFailed(f"no Dockerfile at {name!r} in the source")
@@ -252,10 +254,11 @@ class Build:
             raise BuildFailed(str(e)) from e
         workspace = self.work / "workspace"
         await asyncio.to_thread(shutil.copytree, workdir, workspace, symlinks=True)
-        if not self.job.use_cache:
-            await asyncio.to_thread(shutil.rmtree, self.cache, True)
-        store = self.cache / "buildah"
-        store.mkdir(parents=True, exist_ok=True)
+        # buildah's storage is the build's own (the host pulls into it, then reads the image
+        # out of it: nothing a previous build's RUN steps could have planted links in).
+        box = self.work / "docker"
+        store = box / "buildah"
+        store.mkdir(parents=True)
         started = datetime.now(UTC)
         self._step("pull base images", BuildStatus.RUNNING, started)
         try:
@@ -267,8 +270,8 @@ class Build:
         self._step("pull base images", BuildStatus.COMPLETED, started)
         command = dockerfile.command(str(path.relative_to(workdir)), docker.target, self.job.env)
         step = Step("docker build", command)
-        env = {"PATH": STACK_PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
-        await self._run_step(0, step, workspace, env, privileged=True)
+        env = {**run_env({}, {}), "TMPDIR": "/tmp"}
+        await self._run_step(0, step, workspace, env, cache=box, privileged=True)
         await asyncio.to_thread(shutil.rmtree, self.artifact, True)
         self.artifact.mkdir(parents=True)
         try:
@@ -305,14 +308,20 @@ class Build:
             finished_at=datetime.now(UTC) if done else None,
         )
         self.steps = [s for s in self.steps if s.name != name] + [entry]
-        self._send(BuildStatus.RUNNING)
+        self.report(BuildStatus.RUNNING)
 
     async def _run_step(
-        self, n: int, step: Step, workspace: Path, env: dict[str, str], privileged: bool = False
+        self,
+        n: int,
+        step: Step,
+        workspace: Path,
+        env: dict[str, str],
+        cache: Path | None = None,
+        privileged: bool = False,
     ) -> None:
         started = datetime.now(UTC)
         key = _cache_key(step, workspace)
-        saved = self.cache / "layers" / f"{n}-{key}" if key else None
+        saved = self.layers / f"{n}-{key}" if key else None
         if saved is not None and saved.is_dir():
             self.say(f"{step.name}: reusing the previous build's output")
             await asyncio.to_thread(_restore, saved, workspace, step.reuse)
@@ -320,7 +329,9 @@ class Build:
             return
         self._step(step.name, BuildStatus.RUNNING, started)
         self.say(f"Running {step.name}: {step.command}")
-        code = await self._sandboxed(n, step.command, workspace, env, privileged)
+        code = await self._sandboxed(
+            n, step.command, workspace, env, cache or self.cache, privileged
+        )
         if code != 0:
             self._step(step.name, BuildStatus.FAILED, started)
             raise BuildFailed(f"{step.name} failed (exit code {code})")
@@ -329,9 +340,17 @@ class Build:
             await asyncio.to_thread(_save, workspace, step.reuse, saved)
 
     async def _sandboxed(
-        self, n: int, command: str, workspace: Path, env: dict[str, str], privileged: bool
+        self,
+        n: int,
+        command: str,
+        workspace: Path,
+        env: dict[str, str],
+        cache: Path,
+        privileged: bool,
     ) -> int:
         sandbox_id = f"build-{self.job.deployment_id[:8]}-{n}"
+        with contextlib.suppress(SandboxError):  # one left by an agent that stopped meanwhile
+            await asyncio.to_thread(self.driver.destroy, sandbox_id)
         spec = sandbox_for(
             sandbox_id,
             self.state_dir,
@@ -340,7 +359,7 @@ class Build:
             env,
             BUILD_RESOURCES,
             writable=True,
-            cache=self.cache,
+            cache=cache,
             egress=True,
             hostname="build",
             privileged=privileged,
@@ -479,7 +498,7 @@ class Builds:
             raise
         except Exception:
             log.exception("build of %s", build.job.deployment_id)
-            build.fail("Internal error on the build node")
+            build.report(BuildStatus.FAILED, "Internal error on the build node")
             self._done.add(build.job.deployment_id)
         finally:
             self._running.pop(build.job.deployment_id, None)

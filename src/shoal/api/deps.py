@@ -81,6 +81,7 @@ class Platform:
     box: SecretBox
     regions: tuple[str, ...]  # regions offered, the first is the default
     base_domain: str
+    local_git: bool = False  # services may build repositories on the node's disk
     hint: Callable[[Iterable[str]], None] = lambda _ids: None  # wake the control loop
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     agent_token_hash: str = ""  # SHA-256 of the token node agents present; empty: none may

@@ -90,5 +90,8 @@ def unpack(store: Path, target: Path) -> None:
     """The built image (in `store`, as the host sees it) as `target`/rootfs and
     `target`/config.json, as the image store keeps pulled images."""
     layout = store / "out"
+    for path in (layout, *layout.rglob("*")):
+        if path.is_symlink():  # a blob is a file: a link is the build's doing
+            raise ImageError(f"the built image's layout holds a link: {path.relative_to(store)}")
     (target / "config.json").write_bytes(manifest.layout_config(layout, LAYOUT_TAG))
     unpack_layout(layout, LAYOUT_TAG, target / "rootfs", "built from the Dockerfile")

@@ -16,7 +16,11 @@ TIMEOUT_S = 300.0
 _ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_ASKPASS": "/bin/false",
-    "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
+    # No key, configuration or known host of the node's: its own access is not the tenants'.
+    "GIT_SSH_COMMAND": "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes "
+    "-o IdentityFile=/dev/null -o StrictHostKeyChecking=accept-new "
+    "-o UserKnownHostsFile=/dev/null",
+    "HOME": "/nonexistent",
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": "/dev/null",
 }

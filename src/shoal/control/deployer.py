@@ -165,12 +165,17 @@ def _apply(
 
 def _start_build(s: Session, svc: Service, touched: set[str]) -> None:
     """Hand the service's newest deployment, if it is a git one still to build, to a node of
-    its first region (any node when that region has none); `skip_build` takes the last
-    build instead. Older unbuilt deployments are superseded: the planner cancels them."""
+    its first region (any node when that region has none), and again to another when its
+    node is lost mid-build; `skip_build` takes the last build instead. Older unbuilt
+    deployments are superseded: the planner cancels them."""
     dep = s.get(Deployment, svc.latest_deployment_id) if svc.latest_deployment_id else None
     if svc.intent != Intent.RUN.value or dep is None or not builds.needs_build(dep):
         return
-    if dep.status != DeploymentStatus.PENDING.value:
+    alive = nodes.alive(s)
+    building = dep.status == DeploymentStatus.PROVISIONING.value
+    if building and dep.build_node_id in {n.id for n in alive}:
+        return
+    if dep.status != DeploymentStatus.PENDING.value and not building:
         return
     if dep.skip_build:
         if not builds.reuse_previous(s, dep):
@@ -178,7 +183,6 @@ def _start_build(s: Session, svc: Service, touched: set[str]) -> None:
             service_store.set_deployment_status(s, dep, DeploymentStatus.ERROR, message)
         return
     region = (dep.definition.get("regions") or [""])[0]
-    alive = nodes.alive(s)
     candidates = [n for n in alive if n.region == region] or alive
     if not candidates:
         if dep.messages != [_NO_BUILDER]:

@@ -7,10 +7,12 @@ grace period 1-900 s, interval 1-300 s, timeout 1-600 s, restart limit 1-10, sca
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from shoal.core.catalog import INSTANCE_TYPES
 from shoal.core.definition import DefinitionType, DeploymentDefinition, HealthCheck
@@ -42,6 +44,9 @@ class Context:
     registry_secret_names: frozenset[str]  # those of type REGISTRY
     free_instances_elsewhere: int = 0  # free instances the organization's other services use
     archive_ids: frozenset[str] = frozenset()  # the organization's uploaded archives
+    # Repositories on the node's own disk (paths, file://): for a one-operator platform only,
+    # as any tenant could otherwise build whatever repository the node holds.
+    local_repositories: bool = False
 
 
 def check(d: DeploymentDefinition, ctx: Context, prefix: str = "definition") -> list[FieldError]:
@@ -79,6 +84,27 @@ _REPOSITORY = re.compile(
 )
 
 
+_SHA = re.compile(r"^[0-9a-fA-F]{4,40}$")
+
+
+def _local(repository: str) -> bool:
+    return repository.startswith(("/", "file://"))
+
+
+def _internal_host(repository: str) -> bool:
+    """Whether the URL's host is the node's loopback or link-local (cloud metadata...)."""
+    host = urlsplit(repository).hostname if "://" in repository else None
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_link_local or address.is_unspecified
+
+
 def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
     sources = [n for n in ("docker", "git", "archive") if getattr(d, n) is not None]
     if len(sources) != 1:
@@ -99,6 +125,16 @@ def _check_source(d: DeploymentDefinition, ctx: Context, bad: _Bad) -> None:
                 "must be a URL (https://, http://, git://, ssh://, git@host:path, file://), "
                 "host/org/repo, or an absolute path",
             )
+        elif _local(d.git.repository) and not ctx.local_repositories:
+            bad(
+                "git.repository",
+                "repositories on the node's disk are off on this platform (shoal up "
+                "--local-git turns them on)",
+            )
+        elif _internal_host(d.git.repository):
+            bad("git.repository", "must not be on the node's loopback or a link-local address")
+        if d.git.sha and not _SHA.match(d.git.sha):
+            bad("git.sha", "must be a commit id: 4 to 40 hexadecimal digits")
         refs = [r for r in (d.git.branch, d.git.tag, d.git.sha) if r]
         if len(refs) > 1:
             bad("git", "set only one of branch, tag and sha")

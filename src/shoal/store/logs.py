@@ -51,16 +51,20 @@ def append(s: Session, node_id: str, lines: Iterable[LogLine]) -> None:
         )
     s.flush()
     for column, owner_id in touched:
-        col = getattr(LogEntry, column)
+        # An instance's lines, or a build's (its deployment's runtime lines are its instances').
+        mine = (getattr(LogEntry, column) == owner_id, LogEntry.type == _TYPE[column])
         oldest_kept = s.scalar(
             select(LogEntry.id)
-            .where(col == owner_id)
+            .where(*mine)
             .order_by(LogEntry.id.desc())
             .offset(MAX_LINES_PER_INSTANCE - 1)
             .limit(1)
         )
         if oldest_kept is not None:
-            s.execute(delete(LogEntry).where(col == owner_id, LogEntry.id < oldest_kept))
+            s.execute(delete(LogEntry).where(*mine, LogEntry.id < oldest_kept))
+
+
+_TYPE = {"instance_id": "runtime", "deployment_id": "build"}
 
 
 def _owner(s: Session, node_id: str, line: LogLine) -> Instance | Deployment | None:

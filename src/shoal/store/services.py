@@ -122,7 +122,11 @@ def _deployments(app: bool, service: bool, statuses: bool) -> Select[Any]:
 
 
 def validation_context(
-    s: Session, org_id: str, regions: frozenset[str], service_id: str | None
+    s: Session,
+    org_id: str,
+    regions: frozenset[str],
+    service_id: str | None,
+    local_repositories: bool = False,
 ) -> Context:
     """What validating a definition needs to know about the organization."""
     free = 0
@@ -145,6 +149,7 @@ def validation_context(
         registry_secret_names=secret_store.names(s, org_id, SecretType.REGISTRY),
         free_instances_elsewhere=free,
         archive_ids=frozenset(archive_store.uploaded_ids(s, org_id)),
+        local_repositories=local_repositories,
     )
 
 

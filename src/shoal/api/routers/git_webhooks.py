@@ -99,8 +99,8 @@ def _apply(
         secret = p.box.open(svc.webhook_secret)["secret"]
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         if not (
-            (signature and hmac.compare_digest(signature, expected))
-            or (token and hmac.compare_digest(token, secret))
+            (signature and hmac.compare_digest(signature.encode(), expected.encode()))
+            or (token and hmac.compare_digest(token.encode(), secret.encode()))
         ):
             raise Unauthenticated("Bad webhook signature")
         if event and event != "push":

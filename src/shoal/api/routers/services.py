@@ -39,7 +39,7 @@ def _prepared(
     if definition is None:
         raise InvalidArgument("Validation error", [FieldError("definition", "is required")])
     full = complete(definition, p.regions[0])
-    ctx = service_store.validation_context(s, org_id, frozenset(p.regions), service_id)
+    ctx = service_store.validation_context(s, org_id, frozenset(p.regions), service_id, p.local_git)
     problems = check(full, ctx)
     if problems:
         raise InvalidArgument("Validation error", problems)
