@@ -4,9 +4,13 @@ where such a link may be followed)."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 
-from shoal.agent.builds import _cache_key, _own, _restore, _save
+import pytest
+
+from shoal.agent.builds import _cache_key, _own, _restore, _save, _untar
 from shoal.core.buildpacks import Step
 
 
@@ -41,3 +45,24 @@ def test_links_of_the_source_are_not_followed_on_the_host(tmp_path: Path):
     assert (workspace / ".venv" / "kept").read_text() == "from the cache"
     assert (host / "private" / "key").read_text() == "the host's secret"  # not written over
     assert not (host / "private" / "kept").exists()
+
+
+def test_an_archive_unpacks_within_its_bound_and_its_root(tmp_path: Path):
+    def archive(*members: tuple[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    bomb = archive(("zeros", bytes(2 * 2**20)))  # compresses to a few kB
+    assert len(bomb) < 2**16
+    with pytest.raises(tarfile.TarError, match="more than"):
+        _untar(bomb, tmp_path / "a", 2**20)
+    with pytest.raises(tarfile.TarError):  # outside the destination
+        _untar(archive(("../escaped", b"x")), tmp_path / "b", 2**20)
+    assert not (tmp_path / "escaped").exists()
+    _untar(archive(("app/index.html", b"<h1>hi</h1>")), tmp_path / "c", 2**20)
+    assert (tmp_path / "c" / "app" / "index.html").read_bytes() == b"<h1>hi</h1>"

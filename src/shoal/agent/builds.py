@@ -162,7 +162,12 @@ class Build:
     async def run(self) -> None:
         self._deadline = time.monotonic() + BUILD_TIMEOUT_S
         try:
-            artifact = await self._build()
+            try:  # the whole build, clone and pulls included (steps also watch the deadline)
+                artifact = await asyncio.wait_for(self._build(), BUILD_TIMEOUT_S)
+            except TimeoutError:
+                raise BuildFailed(
+                    f"the build took longer than {BUILD_TIMEOUT_S / 60:.0f} minutes"
+                ) from None
         except BuildFailed as e:
             self.say(f"Build failed: {e}")
             self.report(BuildStatus.FAILED, str(e))
@@ -233,7 +238,7 @@ class Build:
         started = datetime.now(UTC)
         try:
             data = await self._fetch(self.job.archive_id)
-            await asyncio.to_thread(_untar, data, src)
+            await asyncio.to_thread(_untar, data, src, BUILD_RESOURCES.disk_mb * 2**20)
         except (ApiError, ApiUnreachable, tarfile.TarError, OSError) as e:
             self._step("fetch archive", BuildStatus.FAILED, started)
             raise BuildFailed(f"Cannot unpack the archive: {e}") from e
@@ -364,8 +369,10 @@ class Build:
             hostname="build",
             privileged=privileged,
         )
+        # A start is not interrupted half-way: an abort waits for it, then destroys.
+        starting = asyncio.ensure_future(asyncio.to_thread(self.driver.start, spec))
         try:
-            state = await asyncio.to_thread(self.driver.start, spec)
+            state = await asyncio.shield(starting)
             while state.phase == Phase.RUNNING:
                 self._collect(sandbox_id)
                 if time.monotonic() > self._deadline:
@@ -382,6 +389,8 @@ class Build:
         except SandboxError as e:
             raise BuildFailed(f"cannot start the build sandbox: {e}") from e
         finally:
+            with contextlib.suppress(Exception):
+                await starting
             with contextlib.suppress(SandboxError):
                 await asyncio.to_thread(self.driver.destroy, sandbox_id)
 
@@ -401,10 +410,21 @@ class Build:
                 )
 
 
-def _untar(data: bytes, dest: Path) -> None:
+def _untar(data: bytes, dest: Path, limit: int) -> None:
+    """Unpack an archive's files (tar's `data` filter: no link or path out of `dest`), at
+    most `limit` bytes of them."""
+    total = 0
+
+    def bounded(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        nonlocal total
+        total += member.size
+        if total > limit:
+            raise tarfile.TarError(f"it unpacks to more than {limit} bytes")
+        return tarfile.data_filter(member, path)
+
     dest.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        tar.extractall(dest, filter="data")
+        tar.extractall(dest, filter=bounded)
 
 
 def _cache_key(step: Step, workspace: Path) -> str | None:
@@ -474,6 +494,7 @@ class Builds:
         self._running: dict[str, asyncio.Task[None]] = {}
         # Finished here, but still listed until the API has the report: not built again.
         self._done: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def sync(self, jobs: list[BuildJob]) -> None:
         listed = {j.deployment_id for j in jobs}
@@ -486,12 +507,15 @@ class Builds:
                 task = asyncio.create_task(self._guarded(build))
                 self._running[job.deployment_id] = task
         for dep_id, task in list(self._running.items()):
-            if dep_id not in listed:
+            if dep_id not in listed and not task.cancelling():
                 task.cancel()
 
     async def _guarded(self, build: Build) -> None:
+        # One build of a service at a time on the node: they share its cache.
+        lock = self._locks.setdefault(build.job.service_id, asyncio.Lock())
         try:
-            await build.run()
+            async with lock:
+                await build.run()
             self._done.add(build.job.deployment_id)
         except asyncio.CancelledError:
             log.info("build of %s aborted", build.job.deployment_id)
