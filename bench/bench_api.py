@@ -85,6 +85,9 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import Machine
+
 HOST = "127.0.0.1"
 WARMUP_S = 2
 CLOSED_S = 8
@@ -161,20 +164,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy(seconds: float = 1.0) -> float:
-    """Fraction of all CPUs busy over `seconds` (from /proc/stat)."""
-
-    def sample() -> tuple[int, int]:
-        parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = parts[3] + parts[4]
-        return sum(parts), idle
-
-    t1, i1 = sample()
-    time.sleep(seconds)
-    t2, i2 = sample()
-    return 1 - (i2 - i1) / max(1, t2 - t1)
 
 
 # --------------------------------------------------------------------------------- servers
@@ -601,13 +590,8 @@ def main() -> int:
             "wrk is not installed (scripts/install-system-deps installs it): "
             "closed-loop throughput is skipped"
         )
-    busy = machine_busy()
-    print(
-        f"machine: {os.cpu_count()} CPUs, {busy:.0%} busy in the second before the run, "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
-    if busy > 0.10:
-        print("  WARNING: other work is using the CPUs; every number below is skewed by it")
+    machine = Machine.sample()
+    print(machine.describe())
 
     tmp = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
     servers: list[Server] = []
@@ -710,11 +694,8 @@ def main() -> int:
         f"\nGoal: p99 under {GOAL_P99_MS:g} ms at {OPEN_RATE:,} requests/s for reads: "
         f"{'MET' if met else 'NOT MET'} ({'; '.join(verdicts)})"
     )
-    if busy > 0.10:
-        print(
-            f"(the CPUs were {busy:.0%} busy with other work before the run: rerun on a quiet "
-            f"machine before quoting these numbers)"
-        )
+    if not machine.quiet:
+        print(machine.caveat())
     print(f"(bench took {time.monotonic() - started:.0f} s)")
     return 0
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import Shoal, start_shoal
+from tests.conftest import Shoal
+from tests.e2e.conftest import running_platform
 from tests.e2e.test_service_lifecycle import addresses, until
 from tests.support.registry import busybox_rootfs
 
@@ -90,24 +91,8 @@ def web(name: str, repo: Path, **git_source: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shoal]:
-    if os.geteuid() != 0:
-        pytest.skip("builds and instances need root: namespaces, cgroups and veth pairs")
-    s = start_shoal(
-        tmp_path_factory.mktemp("git") / "data",
-        None,
-        "--git-poll-interval",
-        "1",
-        "--local-git",
-        agents=True,
-    )
-    yield s
-    with s.client() as api:
-        for app in api.get("/v1/apps", params={"limit": 100}).json()["apps"]:
-            api.delete(f"/v1/apps/{app['id']}")
-        deadline = time.monotonic() + 60
-        while api.get("/v1/apps").json()["count"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-    s.stop()
+    data = tmp_path_factory.mktemp("git") / "data"
+    yield from running_platform(data, "--git-poll-interval", "1", "--local-git")
 
 
 def deployment(api: httpx.Client, dep_id: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from shoal.agent.builds import Builds
+from shoal.agent.builds import Node as BuildNode
 from shoal.agent.exec_sessions import ExecSessions
 from shoal.agent.instance import InstanceTask
 from shoal.agent.logs import LogFollower
@@ -58,7 +59,9 @@ class Agent:
         self.tasks: dict[str, InstanceTask] = {}
         self._ended: set[str] = set()
         self.execs = ExecSessions(client, driver)
-        self.builds = Builds(driver, state_dir, self.report_build, self.emit, self._archive)
+        self.builds = Builds(
+            BuildNode(driver, state_dir, self.report_build, self.emit, self._archive)
+        )
         self.state_dir = state_dir
         self._running: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, InstanceReport] = {}

@@ -26,6 +26,7 @@ import shutil
 import tarfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,30 +102,31 @@ def sandbox_for(
     )
 
 
+@dataclass(frozen=True)
+class Node:
+    """What builds use of the node: its sandboxes, its state, and the way to the API."""
+
+    driver: Driver
+    state_dir: Path
+    report: Callable[[BuildReport], None]
+    emit: Callable[[list[LogLine]], None]
+    fetch: Fetch
+
+
 class Build:
     """One deployment's build, from clone to report."""
 
-    def __init__(
-        self,
-        job: BuildJob,
-        driver: Driver,
-        state_dir: Path,
-        report: Callable[[BuildReport], None],
-        emit: Callable[[list[LogLine]], None],
-        fetch: Fetch,
-    ) -> None:
+    def __init__(self, job: BuildJob, node: Node) -> None:
         self.job = job
-        self._fetch = fetch
-        self.driver = driver
-        self.state_dir = state_dir
+        self.node = node
+        self.driver = node.driver
+        self.state_dir = state_dir = node.state_dir
         self.work = state_dir / "builds" / job.deployment_id
         # Mounted writable in build steps: the agent only ever deletes it (never reads it).
         self.cache = state_dir / "build-cache" / job.service_id
         # Saved step outputs: the agent's alone, never mounted in a sandbox.
         self.layers = state_dir / "build-layers" / job.service_id
         self.artifact = state_dir / "artifacts" / job.deployment_id
-        self._report = report
-        self._emit = emit
         self.steps: list[BuildStep] = []
         self.sha = self.author = self.subject = ""
         self._follower = LogFollower(self.work / "offsets.json")
@@ -132,7 +134,7 @@ class Build:
 
     def say(self, message: str) -> None:
         now = datetime.now(UTC)
-        self._emit(
+        self.node.emit(
             [
                 LogLine(
                     deployment_id=self.job.deployment_id,
@@ -146,7 +148,7 @@ class Build:
     def report(
         self, status: BuildStatus, message: str = "", artifact: Artifact | None = None
     ) -> None:
-        self._report(
+        self.node.report(
             BuildReport(
                 deployment_id=self.job.deployment_id,
                 status=status,
@@ -237,7 +239,7 @@ class Build:
         self.say("Fetching the uploaded archive")
         started = datetime.now(UTC)
         try:
-            data = await self._fetch(self.job.archive_id)
+            data = await self.node.fetch(self.job.archive_id)
             await asyncio.to_thread(_untar, data, src, BUILD_RESOURCES.disk_mb * 2**20)
         except (ApiError, ApiUnreachable, tarfile.TarError, OSError) as e:
             self._step("fetch archive", BuildStatus.FAILED, started)
@@ -402,7 +404,7 @@ class Build:
                 lines += self._follower.read(sandbox_id, stream, path)
             if lines:
                 dep = self.job.deployment_id
-                self._emit(
+                self.node.emit(
                     [
                         ln.model_copy(update={"instance_id": "", "deployment_id": dep})
                         for ln in lines
@@ -478,19 +480,8 @@ def _restore(saved: Path, workspace: Path, outputs: tuple[str, ...]) -> None:
 class Builds:
     """The node's builds: started when listed, aborted when no longer listed."""
 
-    def __init__(
-        self,
-        driver: Driver,
-        state_dir: Path,
-        report: Callable[[BuildReport], None],
-        emit: Callable[[list[LogLine]], None],
-        fetch: Fetch,
-    ) -> None:
-        self.driver = driver
-        self.state_dir = state_dir
-        self._report = report
-        self._emit = emit
-        self._fetch = fetch
+    def __init__(self, node: Node) -> None:
+        self.node = node
         self._running: dict[str, asyncio.Task[None]] = {}
         # Finished here, but still listed until the API has the report: not built again.
         self._done: set[str] = set()
@@ -501,9 +492,7 @@ class Builds:
         self._done &= listed
         for job in jobs:
             if job.deployment_id not in self._running and job.deployment_id not in self._done:
-                build = Build(
-                    job, self.driver, self.state_dir, self._report, self._emit, self._fetch
-                )
+                build = Build(job, self.node)
                 task = asyncio.create_task(self._guarded(build))
                 self._running[job.deployment_id] = task
         for dep_id, task in list(self._running.items()):

@@ -56,9 +56,10 @@ class ShoalClient:
         *,
         params: dict[str, Any] | None = None,
         body: JSON | None = None,
+        content: bytes | None = None,
     ) -> JSON:
         try:
-            r = self._http.request(method, path, params=params, json=body)
+            r = self._http.request(method, path, params=params, json=body, content=content)
         except httpx.TransportError as e:
             raise ApiUnreachable(self.base_url, str(e) or type(e).__name__) from e
         try:
@@ -160,16 +161,7 @@ class ShoalClient:
     def upload_archive(self, content: bytes) -> JSON:
         """Provision an archive, upload `content` (a gzipped tar) to it; returns the archive."""
         archive = self._one("POST", "/v1/archives", "archive", {"size": str(len(content))})
-        try:
-            r = self._http.put(archive["upload_url"], content=content)
-        except httpx.TransportError as e:
-            raise ApiUnreachable(self.base_url, str(e) or type(e).__name__) from e
-        if r.is_error:
-            try:
-                body = r.json()
-            except ValueError:
-                body = None
-            raise ApiError.from_body(r.status_code, body, f"upload: HTTP {r.status_code}")
+        self._call("PUT", archive["upload_url"], content=content)  # an absolute, signed URL
         return archive
 
     def list_deployments(
