@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from shoal.api import errors
-from shoal.api.deps import Platform
+from shoal.api.deps import Platform, document
 from shoal.api.exec_relay import ExecRelay
 from shoal.api.limits import BodyLimit
 from shoal.api.routers import (
@@ -64,6 +64,8 @@ def create_api(platform: Platform) -> ASGIApp:
         # FastAPI matches an included router by trying each of its routes through a wrapper,
         # a flat list matches the same routes at a third of the cost (bench/bench_api.py).
         api.router.routes.extend(r.routes)
+
+    document(api)
 
     @api.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

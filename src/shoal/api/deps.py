@@ -7,11 +7,14 @@ import hmac
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, get_origin
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.requests import HTTPConnection
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from shoal.core.errors import FieldError, InvalidArgument, Unauthenticated
@@ -26,7 +29,7 @@ DEFAULT_LIMIT = 10
 MAX_OFFSET = 2**63 - 1  # the largest integer the databases take
 # How long a verified token is trusted without asking the store again. A credential deleted
 # through this process is forgotten at once; through another API process, within this time.
-TOKEN_TTL_S = 30.0
+TOKEN_TTL_S = 5.0
 
 
 class PrincipalCache:
@@ -107,17 +110,47 @@ async def platform(request: HTTPConnection) -> Platform:
     return p
 
 
-# Declares the scheme in /openapi.json (named as in Koyeb's reference); `principal` reads
-# the header itself, so that a bare token works too and errors keep Koyeb's body.
-BEARER = HTTPBearer(scheme_name="Bearer", auto_error=False)
-
-
-async def principal(
-    request: Request,
-    p: Platform = Depends(platform),
-    _declared: HTTPAuthorizationCredentials | None = Depends(BEARER),
-) -> tenancy.Principal:
+async def principal(request: Request) -> tenancy.Principal:
+    """The caller. A dependency with no dependencies of its own: FastAPI's cost of solving
+    dependencies grows with their number, on every request."""
+    p: Platform = request.app.state.platform
     return await authenticate_token(p, request.headers.get("authorization", ""))
+
+
+def document(api: FastAPI) -> None:
+    """Complete /openapi.json with what FastAPI cannot see in the handlers' signatures: the
+    scheme `principal` implements (named as in Koyeb's reference) on each operation that
+    depends on it, and the query parameters each `QueryOf` reads. A security dependency
+    would declare the first, and FastAPI's own query models the second, at a cost on every
+    request."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "Bearer": {"type": "http", "scheme": "bearer"}
+        }
+        for route in api.routes:
+            if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            calls = _calls(route.dependant)
+            for method in route.methods or ():
+                op = schema["paths"][route.path_format][method.lower()]
+                if principal in calls:
+                    op["security"] = [{"Bearer": []}]
+                for call in calls:
+                    if isinstance(call, QueryOf):
+                        op.setdefault("parameters", []).extend(call.parameters())
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _calls(dependant: Dependant) -> list[Any]:
+    """Every dependency of a handler, theirs too."""
+    return [c for d in dependant.dependencies for c in (d.call, *_calls(d))]
 
 
 async def authenticate_token(
@@ -144,6 +177,51 @@ async def authenticate_token(
 def _authenticate(p: Platform, token_hash: str) -> tenancy.Principal:
     with p.db.read() as s:
         return tenancy.authenticate(s, token_hash)
+
+
+Q = TypeVar("Q", bound=BaseModel)
+
+
+class QueryOf(Generic[Q]):
+    """A dependency that reads the query string into a model, documented in /openapi.json
+    by `document`. FastAPI reads a model of query parameters itself at a cost that grows
+    with its fields, on every request (it re-inspects each field's type each time): this
+    one looks at the model once.
+
+    Repeated parameters fill list fields (`?types=WEB&types=WORKER`); for the rest, the
+    last value counts; unknown parameters are ignored. A bad value is the same 400 as a
+    bad body field, naming the parameter."""
+
+    def __init__(self, model: type[Q]) -> None:
+        self.model = model
+        self._lists = frozenset(
+            f.alias or name
+            for name, f in model.model_fields.items()
+            if get_origin(f.annotation) is list
+        )
+
+    async def __call__(self, request: Request) -> Q:
+        args = request.query_params
+        values = {k: args.getlist(k) if k in self._lists else v for k, v in args.items()}
+        try:
+            return self.model.model_validate(values)
+        except ValidationError as e:
+            errors = [{**err, "loc": ("query", *err["loc"])} for err in e.errors()]
+            raise RequestValidationError(errors) from None
+
+    def parameters(self) -> list[dict[str, Any]]:
+        """The model's fields as OpenAPI query parameters."""
+        schema = self.model.model_json_schema(ref_template="#/components/schemas/{model}")
+        required = set(schema.get("required", ()))
+        out = []
+        for name, prop in schema["properties"].items():
+            prop = dict(prop)
+            description = prop.pop("description", None)
+            param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+            if description:
+                param["description"] = description
+            out.append(param)
+        return out
 
 
 class Paged(BaseModel):

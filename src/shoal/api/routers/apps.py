@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import Field
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from shoal.api.deps import Paged, Platform, platform, principal
+from shoal.api.deps import Paged, Platform, QueryOf, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import apps as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
@@ -35,7 +35,7 @@ class AppsQuery(Paged):
 
 @router.get("", operation_id="ListApps", response_model=wire.ListAppsReply)
 async def list_apps(
-    args: Annotated[AppsQuery, Query()],
+    args: AppsQuery = Depends(QueryOf(AppsQuery)),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListAppsReply:

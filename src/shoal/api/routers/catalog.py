@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from shoal.api.deps import Paged, Platform, platform
+from shoal.api.deps import Paged, Platform, QueryOf, platform
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import catalog as wire
 from shoal.api.schemas.common import ERROR_RESPONSES
@@ -31,7 +29,8 @@ class RegionsQuery(Paged):
     "/instances", operation_id="ListCatalogInstances", response_model=wire.ListCatalogInstancesReply
 )
 async def list_instances(
-    args: Annotated[CatalogInstancesQuery, Query()], p: Platform = Depends(platform)
+    args: CatalogInstancesQuery = Depends(QueryOf(CatalogInstancesQuery)),
+    p: Platform = Depends(platform),
 ) -> wire.ListCatalogInstancesReply:
     pg = args.page
     types = [t for t in INSTANCE_TYPES.values() if args.id is None or t.id == args.id]
@@ -61,7 +60,7 @@ def _region(p: Platform, region_id: str) -> wire.CatalogRegion:
 
 @router.get("/regions", operation_id="ListRegions", response_model=wire.ListRegionsReply)
 async def list_regions(
-    args: Annotated[RegionsQuery, Query()], p: Platform = Depends(platform)
+    args: RegionsQuery = Depends(QueryOf(RegionsQuery)), p: Platform = Depends(platform)
 ) -> wire.ListRegionsReply:
     pg = args.page
     ids = [r for r in p.regions if args.id is None or r == args.id]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import Field
 from sqlalchemy import select
 
-from shoal.api.deps import Paged, Platform, newest_first, platform, principal
+from shoal.api.deps import Paged, Platform, QueryOf, newest_first, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import deployments as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
@@ -48,7 +46,7 @@ class InstancesQuery(Paged):
     "/v1/deployments", operation_id="ListDeployments", response_model=wire.ListDeploymentsReply
 )
 async def list_deployments(
-    args: Annotated[DeploymentsQuery, Query()],
+    args: DeploymentsQuery = Depends(QueryOf(DeploymentsQuery)),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListDeploymentsReply:
@@ -107,7 +105,7 @@ def cancel_deployment(
     response_model=wire.ListRegionalDeploymentsReply,
 )
 async def list_regional_deployments(
-    args: Annotated[RegionalDeploymentsQuery, Query()],
+    args: RegionalDeploymentsQuery = Depends(QueryOf(RegionalDeploymentsQuery)),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListRegionalDeploymentsReply:
@@ -143,7 +141,7 @@ async def get_regional_deployment(
 
 @router.get("/v1/instances", operation_id="ListInstances", response_model=wire.ListInstancesReply)
 async def list_instances(
-    args: Annotated[InstancesQuery, Query()],
+    args: InstancesQuery = Depends(QueryOf(InstancesQuery)),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListInstancesReply:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, create_model
 
-from shoal.api.deps import Paged, Platform, newest_first, platform, principal
+from shoal.api.deps import Paged, Platform, QueryOf, newest_first, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import events as wire
 from shoal.api.schemas.common import ERROR_RESPONSES
@@ -77,13 +77,13 @@ def _route(
     )
 
     async def endpoint(
-        args: EventsQuery, who: Principal = Depends(principal), p: Platform = Depends(platform)
+        args: EventsQuery = Depends(QueryOf(query)),
+        who: Principal = Depends(principal),
+        p: Platform = Depends(platform),
     ) -> Any:
         return _listing(kind, id_field, item, reply, who, p, args)
 
     endpoint.__name__ = op
-    # The query model depends on the route (its id parameter's name), so it is set here.
-    endpoint.__annotations__["args"] = Annotated[query, Query()]
     router.add_api_route(path, endpoint, methods=["GET"], operation_id=op, response_model=reply)
 
 

@@ -7,13 +7,13 @@ import contextlib
 import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from shoal.api.deps import Platform, authenticate_token, platform, principal
+from shoal.api.deps import Platform, QueryOf, authenticate_token, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas.common import ERROR_RESPONSES
 from shoal.core.errors import ShoalError
@@ -122,7 +122,7 @@ def _run(p: Platform, q: log_store.LogQuery) -> list[tuple[int, LogLine]]:
 
 @router.get("/v1/streams/logs/query", operation_id="QueryLogs", response_model=QueryLogsReply)
 async def query_logs(
-    filters: Annotated[LogFilters, Query()],
+    filters: LogFilters = Depends(QueryOf(LogFilters)),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> QueryLogsReply:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import Field
 
-from shoal.api.deps import Paged, Platform, platform, principal
+from shoal.api.deps import Paged, Platform, QueryOf, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import secrets as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
@@ -50,7 +48,7 @@ class SecretsQuery(Paged):
     response_model_exclude_none=True,
 )
 async def list_secrets(
-    args: Annotated[SecretsQuery, Query()],
+    args: SecretsQuery = Depends(QueryOf(SecretsQuery)),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListSecretsReply:

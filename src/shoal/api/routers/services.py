@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from shoal.api.deps import Paged, Platform, platform, principal
+from shoal.api.deps import Paged, Platform, QueryOf, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import deployments as dwire
 from shoal.api.schemas import services as wire
@@ -57,7 +57,7 @@ class ServicesQuery(Paged):
 
 @router.get("", operation_id="ListServices", response_model=wire.ListServicesReply)
 async def list_services(
-    q: Annotated[ServicesQuery, Query()],
+    q: ServicesQuery = Depends(QueryOf(ServicesQuery)),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListServicesReply:

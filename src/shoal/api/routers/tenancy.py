@@ -3,12 +3,10 @@ and tokens for them."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends
 from sqlalchemy import select
 
-from shoal.api.deps import Paged, Platform, platform, principal
+from shoal.api.deps import Paged, Platform, QueryOf, platform, principal
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas import tenancy as wire
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
@@ -91,7 +89,7 @@ def create_credential(
     "/v1/credentials", operation_id="ListCredentials", response_model=wire.ListCredentialsReply
 )
 async def list_credentials(
-    args: Annotated[Paged, Query()],
+    args: Paged = Depends(QueryOf(Paged)),
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> wire.ListCredentialsReply:
