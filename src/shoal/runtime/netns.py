@@ -78,6 +78,13 @@ def route_out(net: Network, lease: Lease) -> None:
     _ip_batch(["-n", net.netns], [f"route replace default via {lease.host}"])
 
 
+def fence(pool: ipaddress.IPv4Network) -> None:
+    """Make the pool's addresses that no instance holds unreachable from the host (each
+    instance's own /30 route is more specific): a connection to an instance that has gone
+    fails at once, here, instead of following the host's default route off the machine."""
+    _ip_batch([], [f"route replace unreachable {pool}"])
+
+
 def delete(net: Network) -> None:
     """Remove the veth pair and the namespace; missing parts are fine (idempotent)."""
     commands = []

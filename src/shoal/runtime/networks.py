@@ -18,6 +18,7 @@ class Networks:
     def __init__(self, pool: AddressPool, spares: int) -> None:
         self.pool = pool
         self.spares = spares
+        netns.fence(pool.pool)
 
     def acquire(self, instance_id: str) -> Lease:
         """A ready network for the instance: a spare if there is one, else a new one."""
