@@ -26,6 +26,10 @@ from shoal.runtime.driver import Driver, Phase, Resources, SandboxError, Sandbox
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0
+# A serving instance asked to stop keeps running this long after it said STOPPING (which takes
+# it out of the edge's route table) before it is stopped: the edge's servers follow the table
+# within a second, and requests it sent before finish.
+DRAIN_S = 3.0
 WATCH_S = 0.5  # how often a running instance's process is looked at
 
 # (instance, status, message, started_at, address) -> None
@@ -198,6 +202,9 @@ class InstanceTask:
             except TimeoutError:
                 continue
             self._say(InstanceStatus.STOPPING, "Instance is stopping")
+            if status == InstanceStatus.HEALTHY and a.ports:
+                # The edge takes no new request to it from now; those in flight finish.
+                await asyncio.sleep(DRAIN_S)
             await asyncio.to_thread(self.driver.stop, a.instance_id, STOP_GRACE_S)
             self._say(InstanceStatus.STOPPED, "Instance stopped.")
             return
