@@ -117,6 +117,7 @@ class Shoal:
     data_dir: Path
     proc: subprocess.Popen[bytes]
     log: Path
+    edge: str = ""  # http://HOST:PORT of its edge
 
     @property
     def admin_token(self) -> str:
@@ -136,7 +137,7 @@ def start_shoal(
     data_dir: Path, database_url: str | None = None, *extra: str, agents: bool = False
 ) -> Shoal:
     """`shoal up` in a subprocess; the control plane alone unless `agents` (needs root)."""
-    port = free_port()
+    port, edge_port = free_port(), free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"{data_dir.name}-shoal.log"
     cmd = [
@@ -149,8 +150,10 @@ def start_shoal(
         "--api-listen",
         f"127.0.0.1:{port}",
         "--edge-listen",
-        f"127.0.0.1:{free_port()}",
-        "--agents" if agents else "--no-agents",
+        f"127.0.0.1:{edge_port}",
+        # The control plane alone runs one API process (tests/test_api_processes.py runs more):
+        # each more process is a second or two of start-up, for every test that starts one.
+        *(["--agents"] if agents else ["--no-agents", "--api-processes", "1"]),
         *extra,
     ]
     if database_url:
@@ -164,7 +167,7 @@ def start_shoal(
             raise RuntimeError(f"shoal up exited with {proc.returncode}:\n{log.read_text()}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return Shoal(url, data_dir, proc, log)
+                return Shoal(url, data_dir, proc, log, f"http://127.0.0.1:{edge_port}")
         except httpx.TransportError:
             pass
         time.sleep(0.05)

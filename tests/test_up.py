@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ def test_environment_variables_configure_it(tmp_path: Path):
         "SHOAL_DATA_DIR": str(tmp_path / "env-data"),
         "SHOAL_API_LISTEN": f"127.0.0.1:{port}",
         "SHOAL_EDGE_LISTEN": f"127.0.0.1:{free_port()}",
+        "SHOAL_API_PROCESSES": "1",  # the API listens itself, no HAProxy in front
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoal", "up", "--no-agents"],
@@ -97,3 +99,16 @@ def test_bad_options_are_refused_plainly(tmp_path: Path):
     )
     assert r.returncode == 2
     assert "HOST:PORT" in r.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [sys.executable, "-m", "shoal", "up", "--data-dir", str(tmp_path / "busy"),
+             "--api-listen", f"127.0.0.1:{port}", "--api-processes", "2", "--no-agents"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+    assert r.returncode == 2
+    assert "cannot listen on" in r.stderr

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import grp
 import logging
 import os
+import shutil
 import signal
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,6 +29,7 @@ from shoal.core.catalog import DEFAULT_REGIONS, KNOWN_REGIONS
 if TYPE_CHECKING:
     import uvicorn
 
+    from shoal.api.deps import Platform
     from shoal.store.db import Database
 
 __all__ = ["cli", "prepare", "up"]
@@ -32,7 +37,10 @@ __all__ = ["cli", "prepare", "up"]
 log = logging.getLogger("shoal")
 ADMIN_TOKEN_FILE = "admin-token"
 AGENT_TOKEN_FILE = "agent-token"
-AGENT_RESTART_S = 1.0
+# Longer than HAProxy keeps an idle connection to a server: it closes first, never the API.
+HAPROXY_KEEP_ALIVE_S = 75
+STOP_GRACE_S = 5  # for requests in flight to finish when the API stops
+DEFAULT_API_PROCESSES = min(os.cpu_count() or 1, 4)
 DEFAULT_DATA_DIR = Path("~/.local/share/shoal").expanduser()
 
 
@@ -62,9 +70,23 @@ def _server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
-def _request_exit(server: uvicorn.Server, sig: signal.Signals) -> None:
+def _request_exit(
+    server: uvicorn.Server, sig: signal.Signals, first: list[asyncio.Task[None]] | None = None
+) -> None:
+    """Stop the API server, once the `first` tasks (its children: their long polls would hold
+    the server's stop) are over."""
     log.info("%s: stopping", sig.name)
-    server.should_exit = True
+
+    async def stop() -> None:
+        for t in first or ():
+            t.cancel()
+        await asyncio.gather(*first or (), return_exceptions=True)
+        server.should_exit = True
+
+    _stopping.add(asyncio.get_running_loop().create_task(stop()))
+
+
+_stopping: set[asyncio.Task[None]] = set()  # a task the loop holds weakly must be held here
 
 
 def prepare(data_dir: Path, database_url: str | None, org_name: str) -> Database:
@@ -111,7 +133,7 @@ def up(
         "the first is the default region of new services.",
     ),
     agents: bool = typer.Option(
-        True, help="Run the node agents (--no-agents: the control plane alone)."
+        True, help="Run the node agents and the edge (--no-agents: the control plane alone)."
     ),
     base_domain: str = typer.Option(
         "localhost", envvar="SHOAL_BASE_DOMAIN", help="Apps answer at <app>-<org>.<base domain>."
@@ -130,63 +152,70 @@ def up(
         help="Seconds between two looks at each tracked git branch (deploy on push without "
         "a webhook).",
     ),
+    api_processes: int = typer.Option(
+        DEFAULT_API_PROCESSES,
+        envvar="SHOAL_API_PROCESSES",
+        min=1,
+        help="API processes (default: one per CPU, at most 4). Above 1, HAProxy listens on "
+        "--api-listen and spreads reads over all of them; writes, agents and streams go to "
+        "the first, which also runs the control loops.",
+    ),
 ) -> None:
     """Run the platform in the foreground (Ctrl-C stops it cleanly; instances keep running
     and are adopted by the agents at the next start)."""
-    import uvicorn
-    import uvloop
-
-    from shoal.api.app import create_api
-    from shoal.api.deps import Platform
     from shoal.control.git_watch import GitWatch
     from shoal.control.reconciler import Reconciler
-    from shoal.store.secretbox import SecretBox, load_key
-    from shoal.store.tenancy import hash_token
+    from shoal.supervise import Supervised
 
     _logging()
     region_ids = _regions(regions)
     host, port = _host_port(api_listen, "--api-listen")
-    _host_port(edge_listen, "--edge-listen")
+    edge_host, edge_port = _host_port(edge_listen, "--edge-listen")
     data_dir = data_dir.expanduser().resolve()  # sandboxes start elsewhere than here
     db = prepare(data_dir, database_url, org_name)
-    agent_token = _agent_token(data_dir)
-    platform = Platform(
-        db=db,
-        box=SecretBox(load_key(data_dir)),
-        # Offered: the seed's regions and the configured ones; placed: where agents run.
-        regions=tuple(dict.fromkeys((*region_ids, *DEFAULT_REGIONS))),
-        base_domain=base_domain,
-        local_git=local_git,
-        agent_token_hash=hash_token(agent_token),
-    )
+    platform = _platform(data_dir, db, region_ids, base_domain, local_git)
     reconciler = Reconciler(db, notify_nodes=platform.nodes.notify)
     platform.hint = reconciler.hint
-    server = _server(
-        uvicorn.Config(
-            create_api(platform),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,  # the API is reached directly; the edge sets its own headers
-        )
-    )
+    # (Before _front, which makes a directory: a busy edge address stops everything first.)
+    edge_ok = agents and _edge_possible(edge_host, edge_port, base_domain)
+    front = _front(api_processes, host, port)
+    server = _api_server(platform, front.primary if front else (host, port))
     api_url = f"http://{host}:{port}"
     log.info("API listening on %s (regions: %s)", api_url, ", ".join(region_ids))
-    log.warning("the edge (%s) is not part of this build yet", edge_listen)
     run_agents = agents and _can_run_instances()
+    reader = ("api-reader", "--data-dir", str(data_dir), "--regions", ",".join(region_ids),
+              "--base-domain", base_domain)  # fmt: skip
+    # The database's URL may hold a password: in the environment, not on a command line.
+    reader_env = {**os.environ, "SHOAL_DATABASE_URL": database_url or ""}
+
+    def started() -> bool:
+        return server.started
+
+    children: list[tuple[Supervised, Callable[[], bool]]] = []
+    if front is not None:
+        children += [
+            (Supervised(f"API reader {n}", _shoal(*reader, "--socket", p), reader_env), started)
+            for n, p in enumerate(front.readers, 1)
+        ]
+        children.append((Supervised("HAProxy", front.command), front.ready))
+    if edge_ok:
+        edge = _shoal("edge", "--api", api_url, "--token-file", str(data_dir / AGENT_TOKEN_FILE),
+                      "--listen", edge_listen)  # fmt: skip
+        children.append((Supervised("edge", edge), started))
+    if run_agents:
+        children += [
+            (Supervised(f"agent for {r}", _agent(api_url, data_dir, r, n)), started)
+            for n, r in enumerate(region_ids)
+        ]
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _request_exit, server, sig)
         git_watch = GitWatch(db, reconciler.hint, git_poll_interval)
         tasks = [asyncio.create_task(reconciler.run()), asyncio.create_task(git_watch.run())]
-        if run_agents:
-            tasks += [
-                asyncio.create_task(_supervise_agent(api_url, data_dir, r, n, server))
-                for n, r in enumerate(region_ids)
-            ]
+        kids = [asyncio.create_task(child.run(ready)) for child, ready in children]
+        tasks += kids
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _request_exit, server, sig, kids)
         try:
             await server.serve()
         finally:
@@ -194,14 +223,174 @@ def up(
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             db.dispose()
+            if front is not None:
+                shutil.rmtree(front.run_dir, ignore_errors=True)
         log.info("stopped")
 
-    # Everything built so far (the app, its routes and models, the ORM's mappings) lives as
-    # long as the process: out of the collector's sight, full collections stay short.
+    _run(serve())
+
+
+@cli.command("api-reader", hidden=True)
+def api_reader(
+    data_dir: Path = typer.Option(..., help="The data dir of the `shoal up` it serves."),
+    socket: Path = typer.Option(..., help="Unix socket to listen on (HAProxy's server)."),
+    regions: str = typer.Option("fra"),
+    base_domain: str = typer.Option("localhost"),
+    database_url: str | None = typer.Option(None, envvar="SHOAL_DATABASE_URL"),
+) -> None:
+    """One more API process, for reads, behind the HAProxy of `shoal up` (which starts it)."""
+    from shoal.store.db import Database, sqlite_url
+
+    _logging()
+    db = Database(database_url or sqlite_url(data_dir))  # `shoal up` made and migrated it
+    server = _api_server(_platform(data_dir, db, _regions(regions), base_domain, False), socket)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _request_exit, server, sig)
+        try:
+            await server.serve()
+        finally:
+            db.dispose()
+
+    _run(serve())
+
+
+def _platform(
+    data_dir: Path, db: Database, region_ids: tuple[str, ...], base_domain: str, local_git: bool
+) -> Platform:
+    from shoal.api.deps import Platform
+    from shoal.store.secretbox import SecretBox, load_key
+    from shoal.store.tenancy import hash_token
+
+    return Platform(
+        db=db,
+        box=SecretBox(load_key(data_dir)),
+        # Offered: the seed's regions and the configured ones; placed: where agents run.
+        regions=tuple(dict.fromkeys((*region_ids, *DEFAULT_REGIONS))),
+        base_domain=base_domain,
+        local_git=local_git,
+        agent_token_hash=hash_token(_agent_token(data_dir)),
+    )
+
+
+def _api_server(platform: Platform, listen: tuple[str, int] | Path) -> uvicorn.Server:
+    """The API on HOST:PORT, or on a Unix socket behind HAProxy."""
+    import uvicorn
+
+    from shoal.api.app import create_api
+
+    where = (
+        {"uds": str(listen), "timeout_keep_alive": HAPROXY_KEEP_ALIVE_S}
+        if isinstance(listen, Path)
+        else {"host": listen[0], "port": listen[1]}
+    )
+    return _server(
+        uvicorn.Config(
+            create_api(platform),
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,  # the API takes no address from headers
+            # Long polls (agents, the edge) would otherwise hold a stop for their whole wait.
+            timeout_graceful_shutdown=STOP_GRACE_S,
+            **where,  # type: ignore[arg-type]
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Front:
+    """HAProxy on --api-listen in front of the API processes' Unix sockets."""
+
+    run_dir: Path
+    primary: Path
+    readers: tuple[str, ...]
+    command: list[str]
+
+    def ready(self) -> bool:
+        """The primary listens: HAProxy can start (it brings each reader in once it answers
+        its health checks, and sends reads to the primary until then)."""
+        return self.primary.exists()
+
+
+def _front(processes: int, host: str, port: int) -> _Front | None:
+    """HAProxy's configuration for `processes` API processes, written and checked; None for
+    one process, or when HAProxy is missing (the API then runs in one process)."""
+    from shoal.edge import haproxy, haproxy_config
+
+    if processes < 2:
+        return None
+    binary = haproxy.binary()
+    if binary is None:
+        log.warning(
+            "HAProxy is not installed: the API runs in one process, not %d (apt-get install "
+            "haproxy)",
+            processes,
+        )
+        return None
+    _check_free(host, port)  # HAProxy binds it later, in a child that would only log why not
+    run_dir = Path(tempfile.mkdtemp(prefix="shoal-api-"))  # short: a socket path's limit
+    user = haproxy.account()
+    if user is not None:  # HAProxy, once it drops to its account, still reaches the sockets
+        os.chown(run_dir, 0, grp.getgrnam(user).gr_gid)
+        run_dir.chmod(0o750)
+    sockets = [str(run_dir / f"api-{n}.sock") for n in range(processes)]
+    spec = haproxy_config.ApiFront(host, port, sockets[0], tuple(sockets[1:]))
+    config = run_dir / "haproxy.cfg"
+    config.write_text(haproxy_config.render(spec, str(run_dir / "haproxy.sock"), user))
+    try:
+        haproxy.check(binary, config)
+    except ValueError as e:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise typer.BadParameter(f"HAProxy refuses its configuration: {e}") from e
+    log.info("HAProxy spreads API reads over %d processes", processes)
+    return _Front(run_dir, Path(sockets[0]), spec.readers, haproxy.command(binary, config))
+
+
+def _edge_possible(host: str, port: int, base_domain: str) -> bool:
+    """Whether `shoal up` can run its edge (HAProxy installed, its address free), saying why
+    not when it cannot."""
+    from shoal.edge import haproxy
+
+    if haproxy.binary() is None:
+        log.warning(
+            "HAProxy is not installed: no edge, apps are not reachable (apt-get install haproxy)"
+        )
+        return False
+    _check_free(host, port)
+    log.info(
+        "edge listening on %s:%d: apps answer at http://APP-ORG.%s:%d/",
+        host,
+        port,
+        base_domain,
+        port,
+    )
+    return True
+
+
+def _check_free(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise typer.BadParameter(f"cannot listen on {host}:{port}: {e.strerror}") from e
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a command's main coroutine on uvloop. Everything built before it (an app, its
+    routes and models, the ORM's mappings) lives as long as the process: frozen out of the
+    collector's sight, full collections stay short."""
+    import uvloop
+
     gc.collect()
     gc.freeze()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve())
+        runner.run(main)
 
 
 def _logging() -> None:
@@ -240,34 +429,62 @@ def _can_run_instances() -> bool:
     return True
 
 
-async def _supervise_agent(
-    api_url: str, data_dir: Path, region: str, index: int, server: uvicorn.Server
-) -> None:
-    """Run `shoal agent` for one region as its own process, and start it again if it dies
-    (its instances live on and are adopted)."""
-    import sys
-
-    while not server.started:
-        await asyncio.sleep(0.05)
-    cmd = [
-        sys.executable, "-m", "shoal", "agent", "--api", api_url, "--region", region,
+def _agent(api_url: str, data_dir: Path, region: str, index: int) -> list[str]:
+    """`shoal agent` for one region of this machine."""
+    return _shoal(
+        "agent", "--api", api_url, "--region", region,
         "--token-file", str(data_dir / AGENT_TOKEN_FILE),
         "--data-dir", str(data_dir / "nodes" / region),
         "--images", str(data_dir / "nodes" / region / "images"),
         "--address-pool", f"100.{72 + index}.0.0/16",
-    ]  # fmt: skip
-    while True:
-        proc = await asyncio.create_subprocess_exec(*cmd)
+    )  # fmt: skip
+
+
+def _shoal(*args: str) -> list[str]:
+    """The command line of a `shoal` subcommand, in a new process."""
+    import sys
+
+    return [sys.executable, "-m", "shoal", *args]
+
+
+@cli.command()
+def edge(
+    api: str = typer.Option(..., help="URL of the control plane's API."),
+    token_file: Path = typer.Option(..., help="File holding the agent token."),
+    listen: str = typer.Option(
+        "127.0.0.1:8080", envvar="SHOAL_EDGE_LISTEN", help="HOST:PORT apps answer on."
+    ),
+) -> None:
+    """Run the edge in the foreground: HAProxy on --listen, kept in step with the platform's
+    route table (`shoal up` starts one by itself)."""
+    from shoal.client.node import NodeClient
+    from shoal.edge import haproxy
+    from shoal.edge.edge import Edge
+
+    _logging()
+    host, port = _host_port(listen, "--listen")
+    binary = haproxy.binary()
+    if binary is None:
+        typer.echo("shoal edge: HAProxy is not installed (apt-get install haproxy)", err=True)
+        raise typer.Exit(3)
+    run_dir = Path(tempfile.mkdtemp(prefix="shoal-edge-"))
+    client = NodeClient(api, token_file.read_text().strip())
+    node = Edge(client, binary, run_dir, host, port, haproxy.account())
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
         try:
-            code = await proc.wait()
-        except asyncio.CancelledError:
-            if proc.returncode is None:
-                proc.terminate()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 10)
-            raise
-        log.warning("agent for %s exited with %s; starting it again", region, code)
-        await asyncio.sleep(AGENT_RESTART_S)
+            with contextlib.suppress(asyncio.CancelledError):
+                await node.run()
+        finally:
+            await client.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    _run(run())
 
 
 @cli.command()
@@ -284,8 +501,6 @@ def agent(
 ) -> None:
     """Run a node agent in the foreground (`shoal up` starts one per region by itself)."""
     import socket
-
-    import uvloop
 
     from shoal.agent.agent import Agent
     from shoal.build.image import ImageStore
@@ -323,5 +538,4 @@ def agent(
             await node.run()
         await client.close()
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run())
+    _run(run())

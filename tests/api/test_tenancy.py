@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 
+import httpx
 import pytest
 from tests.conftest import Shoal
 
@@ -100,3 +101,21 @@ def test_tokens_and_secrets_are_not_stored_in_clear(shoal: Shoal, api):
     assert kind == "SIMPLE"
     assert (shoal.data_dir / "admin-token").stat().st_mode & 0o777 == 0o600
     assert b"correct-horse-battery" not in shoal.log.read_bytes()
+
+
+def test_an_app_domain_belongs_to_one_organization(shoal: Shoal, api):
+    """Domains are <app>-<org>: app "ab-x" of org "yy" and app "ab" of org "x-yy" would share
+    ab-x-yy.<domain>; the second one is refused."""
+
+    def org_client(name: str) -> httpx.Client:
+        org_id = api.post("/v1/organizations", json={"name": name}).json()["organization"]["id"]
+        cred = api.post("/v1/credentials", json={"name": "t", "organization_id": org_id})
+        return shoal.client(cred.json()["credential"]["token"])
+
+    with org_client("yy") as y, org_client("x-yy") as xy:
+        assert y.post("/v1/apps", json={"name": "ab-x"}).status_code == 200
+        r = xy.post("/v1/apps", json={"name": "ab"})
+        assert r.status_code == 409, r.text
+        assert r.json()["fields"][0]["field"] == "name"
+        assert xy.get("/v1/apps").json()["count"] == 0
+        assert xy.post("/v1/apps", json={"name": "abc"}).status_code == 200

@@ -66,6 +66,24 @@ BAD_SERVICES = [
             "name": "web",
             "docker": {"image": "nginx"},
             "ports": [{"port": 80}],
+            "routes": [{"path": "/api", "port": 80}, {"path": "/api/", "port": 80}],
+        },
+        "definition.routes[1].path",
+    ),
+    (  # a quote would end the edge's quoting of the path in HAProxy's configuration
+        {
+            "name": "web",
+            "docker": {"image": "nginx"},
+            "ports": [{"port": 80}],
+            "routes": [{"path": "/it's", "port": 80}],
+        },
+        "definition.routes[0].path",
+    ),
+    (
+        {
+            "name": "web",
+            "docker": {"image": "nginx"},
+            "ports": [{"port": 80}],
             "health_checks": [{"tcp": {"port": 81}}],
         },
         "definition.health_checks[0].tcp.port",

@@ -10,6 +10,7 @@ from websockets.asyncio.client import connect
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.streams import ws_url
 from shoal.core.assignment import AssignmentList, NodeHello, NodeReply, ReportBatch
+from shoal.core.edge import EdgeTable
 
 
 class NodeClient:
@@ -54,6 +55,17 @@ class NodeClient:
             timeout=wait_s + 30,
         )
         return AssignmentList.model_validate(r.json()), r.headers.get("etag", "")
+
+    async def edge_routes(self, known: str, wait_s: float) -> tuple[EdgeTable, str]:
+        """The edge's route table and its fingerprint, held up to `wait_s` while it still
+        matches `known` (long poll)."""
+        r = await self._call(
+            "GET",
+            "/internal/v1/edge/routes",
+            params={"known": known, "wait": wait_s},
+            timeout=wait_s + 30,
+        )
+        return EdgeTable.model_validate(r.json()), r.headers.get("etag", "")
 
     async def archive(self, node_id: str, archive_id: str) -> bytes:
         """An uploaded archive a build of the node needs."""

@@ -26,7 +26,8 @@ MAX_SCALE = 20
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SCOPE = re.compile(r"^region:([a-z0-9-]+)$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
-_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+# A URL path (no quote: the edge's HAProxy configuration quotes it in single quotes).
+_PATH = re.compile(r"^/[A-Za-z0-9._~!$&()*+,;=:@%/-]*$")
 # How a check reports a problem: (path under the definition, description).
 _Bad = Callable[[str, str], None]
 _RANGES = {
@@ -187,10 +188,10 @@ def _check_ports(d: DeploymentDefinition, bad: _Bad) -> None:
     for i, r in enumerate(routes):
         if not r.path or not _PATH.match(r.path):
             bad(f"routes[{i}].path", "must start with / and be a URL path")
-        elif r.path in seen_paths:
+        elif (r.path.rstrip("/") or "/") in seen_paths:  # "/api/" is "/api"
             bad(f"routes[{i}].path", f"path {r.path!r} is routed twice")
         else:
-            seen_paths.add(r.path)
+            seen_paths.add(r.path.rstrip("/") or "/")
         if r.port not in protocols:
             bad(f"routes[{i}].port", f"port {r.port} is not exposed in ports")
         elif protocols[r.port] == "tcp":

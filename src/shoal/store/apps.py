@@ -7,6 +7,7 @@ from typing import Any, overload
 from sqlalchemy import Connection, Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
+from shoal.core.edge import app_label
 from shoal.core.enums import AppStatus
 from shoal.core.errors import Conflict, InvalidArgument
 from shoal.core.errors import FieldError as FE
@@ -14,7 +15,7 @@ from shoal.core.names import name_problem
 from shoal.core.status import app_status
 from shoal.store import events
 from shoal.store.query import Listing, Page, find, paginate, statement
-from shoal.store.tables import App, Service, utcnow
+from shoal.store.tables import App, Organization, Service, utcnow
 
 
 @overload
@@ -33,6 +34,21 @@ def _check_name(s: Session, org_id: str, name: str | None, app_id: str | None = 
     clash = s.scalars(select(App).where(App.organization_id == org_id, App.name == name)).first()
     if clash is not None and clash.id != app_id:
         raise Conflict(f"an app named {name!r} already exists", [FE("name", "already exists")])
+    # Domains are <app>-<org>: with dashes in both, two organizations could otherwise share one
+    # (app "a-b" of org "c", app "a" of org "b-c") and the edge route one's traffic to the other.
+    org = s.get(Organization, org_id)
+    label = app_label(name, org.name if org else "")
+    taken = s.execute(
+        select(App.id)
+        .join(Organization, Organization.id == App.organization_id)
+        .where(App.name + "-" + Organization.name == label, App.id != (app_id or ""))
+        .limit(1)
+    ).first()
+    if taken is not None:
+        raise Conflict(
+            f"the domain {label}.* is another organization's app's: choose another name",
+            [FE("name", "its domain is taken")],
+        )
     return name
 
 

@@ -19,6 +19,7 @@ from shoal.core.assignment import (
 )
 from shoal.core.assignment import build as build_assignment
 from shoal.core.definition import DeploymentDefinition
+from shoal.core.edge import app_domain
 from shoal.core.enums import DeploymentStatus, InstanceStatus, SecretType
 from shoal.core.rollout import Desired
 from shoal.store import events
@@ -111,7 +112,7 @@ def assignments(s: Session, box: SecretBox, node_id: str, base_domain: str) -> l
             replica_index=inst.replica_index,
             desired=Desired(inst.desired),
             status=InstanceStatus(inst.status),
-            public_domain=f"{app.name}-{org.name}.{base_domain}",
+            public_domain=app_domain(app.name, org.name, base_domain),
         )
         artifact = Artifact.model_validate(dep.artifact) if dep.artifact else None
         out.append(build_assignment(placement, definition, values, registry, artifact))

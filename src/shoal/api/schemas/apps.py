@@ -10,6 +10,7 @@ from pydantic import Field
 from sqlalchemy import Row
 
 from shoal.api.schemas.common import In, Out
+from shoal.core.edge import app_domain
 from shoal.core.enums import AppStatus
 from shoal.store.tables import App as AppRow
 
@@ -84,15 +85,11 @@ class ListAppsReply(Out):
     has_next: bool
 
 
-def domain_name(app_name: str, org_name: str, base_domain: str) -> str:
-    return f"{app_name}-{org_name}.{base_domain}"
-
-
 def render(row: AppRow | Row[Any], org_name: str, base_domain: str) -> App:
     domain = Domain(
         id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shoal-domain:{row.id}")),
         organization_id=row.organization_id,
-        name=domain_name(row.name, org_name, base_domain),
+        name=app_domain(row.name, org_name, base_domain),
         created_at=row.created_at,
         updated_at=row.updated_at,
         app_id=row.id,

@@ -1,0 +1,49 @@
+"""/internal/v1/edge/routes: the route table the edge keeps its data plane in step with.
+
+shoal's own protocol, for the platform's edge (with the agent token), left out of
+/openapi.json. A long poll: the answer is held while the table still matches the `known`
+fingerprint (its ETag), looked at again every POLL_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from shoal.api.deps import Platform, node_agent, platform
+from shoal.api.routers.nodes import MAX_WAIT_S
+from shoal.core.edge import EdgeTable
+from shoal.store import edge
+
+router = APIRouter(
+    prefix="/internal/v1/edge", dependencies=[Depends(node_agent)], include_in_schema=False
+)
+POLL_S = 0.5
+
+
+def _table(p: Platform) -> EdgeTable:
+    with p.db.read() as s:
+        return edge.table(s, p.base_domain)
+
+
+@router.get("/routes", operation_id="EdgeRoutes", response_model=EdgeTable)
+async def routes(
+    request: Request,
+    response: Response,
+    known: str = Query("", description="The fingerprint (ETag) of the table the edge has"),
+    wait: float = Query(0, ge=0, le=MAX_WAIT_S, description="Seconds to hold the answer"),
+    p: Platform = Depends(platform),
+) -> EdgeTable:
+    deadline = time.monotonic() + wait
+    while True:
+        table = await run_in_threadpool(_table, p)
+        fingerprint = table.fingerprint()
+        left = deadline - time.monotonic()
+        if fingerprint != known or left <= 0 or await request.is_disconnected():
+            break  # (an edge gone, and one stopping the API, wait for nothing)
+        await asyncio.sleep(min(POLL_S, left))
+    response.headers["ETag"] = fingerprint
+    return table

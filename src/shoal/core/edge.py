@@ -1,0 +1,144 @@
+"""What the edge routes (pure): each public route of each app's domain, and the healthy
+instances behind it.
+
+Koyeb's model: routes map a path prefix of the app's domain to a port of one of its services
+(paths are unique within an app); the longest prefix wins and is stripped before the request
+reaches the instance. `http` ports are proxied as HTTP/1.1, `http2` ports as cleartext HTTP/2;
+`tcp` ports are not routed by path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shoal.core.definition import DeploymentDefinition
+
+Protocol = Literal["http", "http2"]
+ROUTED: tuple[Protocol, ...] = ("http", "http2")
+
+
+class EdgeServer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str  # the instance's id
+    address: str
+    port: int
+    region: str
+
+
+class EdgeRoute(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    host: str  # the app's domain
+    path: str  # the prefix, starting with "/"
+    service_id: str
+    port: int
+    protocol: Protocol
+    servers: tuple[EdgeServer, ...] = ()
+
+    @property
+    def backend(self) -> str:
+        """A name for the route's pool of servers, the same for as long as the route is."""
+        key = f"{self.service_id} {self.port} {self.protocol} {self.path}"
+        return "r-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+class EdgeTable(BaseModel):
+    routes: list[EdgeRoute] = []
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]
+
+
+def app_label(app_name: str, org_name: str) -> str:
+    """The first label of an app's public domain (unique across organizations)."""
+    return f"{app_name}-{org_name}"
+
+
+def app_domain(app_name: str, org_name: str, base_domain: str) -> str:
+    """The public domain of an app (Koyeb's `<app>-<org>.<domain>`)."""
+    return f"{app_label(app_name, org_name)}.{base_domain}"
+
+
+def public_routes(definition: DeploymentDefinition) -> list[tuple[str, int, Protocol]]:
+    """(path, port, protocol) of each route of a definition to an HTTP port."""
+    protocols = {p.port: p.protocol or "http" for p in definition.ports or []}
+    out: list[tuple[str, int, Protocol]] = []
+    for route in definition.routes or []:
+        protocol = protocols.get(route.port)
+        if route.path and route.port and protocol == "http":
+            out.append((route.path, route.port, "http"))
+        elif route.path and route.port and protocol == "http2":
+            out.append((route.path, route.port, "http2"))
+    return out
+
+
+def routes_of(
+    host: str,
+    service_id: str,
+    active: DeploymentDefinition,
+    instances: Iterable[tuple[str, str, str, DeploymentDefinition]],
+) -> list[EdgeRoute]:
+    """The edge's routes for one service: those of its active deployment, each served by the
+    healthy `instances` ((id, address, region, their deployment's definition)) whose own
+    deployment has the same route, so that during a rollout the old and the new serve side
+    by side."""
+    served: dict[tuple[str, int, Protocol], list[EdgeServer]] = {
+        r: [] for r in public_routes(active)
+    }
+    for inst_id, address, region, definition in instances:
+        for route in public_routes(definition):
+            if route in served:
+                served[route].append(
+                    EdgeServer(id=inst_id, address=address, port=route[1], region=region)
+                )
+    return [
+        EdgeRoute(
+            host=host,
+            path=path,
+            service_id=service_id,
+            port=port,
+            protocol=protocol,
+            servers=tuple(sorted(servers, key=lambda s: s.id)),
+        )
+        for (path, port, protocol), servers in served.items()
+    ]
+
+
+Layout = tuple[tuple[str, str, str, Protocol], ...]
+
+
+def layout(table: EdgeTable) -> Layout:
+    """What HAProxy's configuration must be reloaded for when it changes: the backends and
+    the routes to them (servers come and go through the runtime API)."""
+    return tuple(sorted({(r.backend, r.host, r.path, r.protocol) for r in table.routes}))
+
+
+@dataclass(frozen=True)
+class ServerChanges:
+    added: list[tuple[str, EdgeServer]]  # (backend, server)
+    removed: list[tuple[str, str]]  # (backend, server id)
+    moved: list[tuple[str, EdgeServer]]  # the same instance at another address or port
+
+
+def server_changes(old: EdgeTable, new: EdgeTable) -> ServerChanges:
+    """How the servers of each backend changed between two tables of the same layout."""
+    before = {(r.backend, s.id): s for r in old.routes for s in r.servers}
+    after = {(r.backend, s.id): s for r in new.routes for s in r.servers}
+    return ServerChanges(
+        added=sorted(((b, s) for (b, i), s in after.items() if (b, i) not in before), key=_order),
+        removed=sorted(key for key in before if key not in after),
+        moved=sorted(
+            ((b, s) for (b, i), s in after.items() if (b, i) in before and before[b, i] != s),
+            key=_order,
+        ),
+    )
+
+
+def _order(item: tuple[str, EdgeServer]) -> tuple[str, str]:
+    return item[0], item[1].id

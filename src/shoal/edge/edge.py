@@ -1,0 +1,202 @@
+"""The edge: follows the control plane's route table and keeps HAProxy, its data plane, in
+step with it.
+
+HAProxy runs as this process's child (master-worker mode). A change of servers only (an
+instance became healthy, or left) goes through HAProxy's runtime API, with no reload: a new
+server is added and enabled; a leaving one is drained (it takes no new request, its requests
+in flight finish) and deleted once idle, or after DRAIN_S. A change of routes or backends
+rewrites the configuration and reloads HAProxy seamlessly: the new worker takes the listening
+socket, the old one finishes what it was serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from shoal.client.errors import ApiError, ApiUnreachable
+from shoal.client.node import NodeClient
+from shoal.core.edge import EdgeTable, layout, server_changes
+from shoal.edge import haproxy
+from shoal.edge.haproxy_config import Backend, map_key, render_edge, route_map, server_line
+from shoal.edge.runtime_api import Refused, RuntimeApi
+from shoal.supervise import Supervised
+
+log = logging.getLogger(__name__)
+WAIT_S = 30.0  # long poll of the route table
+RETRY_S = 1.0
+DRAIN_S = 60.0  # at most this long for a leaving instance's requests to finish
+REAP_S = 0.5  # how often draining servers are looked at
+RELOAD_S = 10.0  # for a reloaded HAProxy to take over
+
+
+class Edge:
+    def __init__(
+        self,
+        client: NodeClient,
+        binary: str,
+        run_dir: Path,
+        host: str,
+        port: int,
+        user: str | None = None,
+    ) -> None:
+        self._client = client
+        self._binary = binary
+        self._run_dir = run_dir
+        self._host, self._port, self._user = host, port, user
+        self._config = run_dir / "edge.cfg"
+        self._map = run_dir / "routes.map"
+        self._api = RuntimeApi(run_dir / "edge.sock")
+        self._applied = EdgeTable()
+        self._draining: dict[tuple[str, str], float] = {}  # (backend, server) -> deadline
+        # The master's command line: a `reload` sent there is taken once the master can (a
+        # SIGUSR2 sent while it starts is lost, or kills it).
+        self._master = RuntimeApi(run_dir / "master.sock")
+        self._haproxy = Supervised(
+            "HAProxy", haproxy.command(binary, self._config, self._master.socket)
+        )
+        self._lock = asyncio.Lock()  # one change of HAProxy at a time
+
+    async def run(self) -> None:
+        self._write(self._applied)
+        await asyncio.to_thread(haproxy.check, self._binary, self._config)
+        tasks = [asyncio.create_task(self._haproxy.run()), asyncio.create_task(self._reap())]
+        try:
+            await self._follow()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _follow(self) -> None:
+        etag = ""
+        while True:
+            try:
+                table, etag = await self._client.edge_routes(etag, WAIT_S)
+            except (ApiUnreachable, ApiError) as e:
+                log.warning("route table: %s", e)
+                await asyncio.sleep(RETRY_S)
+                continue
+            if table != self._applied:
+                await self.apply(table)
+
+    async def apply(self, table: EdgeTable) -> None:
+        async with self._lock:
+            if layout(table) != layout(self._applied):
+                await self._reload(table)
+                return
+            try:
+                await self._change_servers(table)
+            except (Refused, OSError) as e:
+                log.warning("runtime API: %s; reloading instead", e)
+                await self._reload(table)
+                return
+            self._write(table)  # what a restarted HAProxy starts from
+            self._applied = table
+
+    async def _change_servers(self, table: EdgeTable) -> None:
+        http2 = {r.backend: r.protocol == "http2" for r in table.routes}
+        changes = server_changes(self._applied, table)
+        for backend, s in changes.added:
+            server = f"{backend}/{s.id}"
+            if self._draining.pop((backend, s.id), None) is not None:
+                # Back before it was deleted, maybe at another address.
+                await self._api.change(f"set server {server} addr {s.address} port {s.port}")
+                await self._api.change(f"set server {server} state ready")
+                continue
+            line = server_line(s.id, s.address, s.port, http2[backend])
+            await self._api.change(f"add server {backend}/{line}")
+            await self._api.change(f"enable server {backend}/{s.id}")
+        for backend, s in changes.moved:
+            await self._api.change(f"set server {backend}/{s.id} addr {s.address} port {s.port}")
+        for backend, server_id in changes.removed:
+            await self._api.change(f"set server {backend}/{server_id} state drain")
+            self._draining[backend, server_id] = time.monotonic() + DRAIN_S
+
+    async def _reap(self) -> None:
+        """Delete drained servers once they serve nothing (or their time is up)."""
+        while True:
+            await asyncio.sleep(REAP_S)
+            async with self._lock:
+                for (backend, server), deadline in list(self._draining.items()):
+                    try:
+                        busy = await self._api.connections(backend, server)
+                        if busy and time.monotonic() < deadline:
+                            continue
+                        await self._api.change(f"set server {backend}/{server} state maint")
+                        if busy:
+                            await self._api.change(f"shutdown sessions server {backend}/{server}")
+                        await self._api.change(f"del server {backend}/{server}")
+                    except (Refused, OSError) as e:
+                        log.info("drained server %s/%s: %s", backend, server, e)
+                        continue
+                    del self._draining[backend, server]
+
+    async def _reload(self, table: EdgeTable) -> None:
+        self._write(table)
+        try:
+            await asyncio.to_thread(haproxy.check, self._binary, self._config)
+        except ValueError as e:  # a table HAProxy cannot take: keep serving the last one
+            log.error("HAProxy refuses the new configuration: %s", e)
+            self._write(self._applied)
+            return
+        self._applied = table
+        self._draining.clear()  # the reloaded configuration holds only the current servers
+        before = await self._api.pid()
+        if not await self._ask_master("reload"):
+            log.warning("HAProxy's master did not take the reload: it restarts on the new one")
+            self._haproxy.signal(signal.SIGTERM)
+            return
+        now = await self._answering(before)
+        log.info("HAProxy reloaded (worker %s, was %s): %d routes", now, before, len(table.routes))
+
+    async def _ask_master(self, command: str) -> bool:
+        """Send `command` to HAProxy's master, waiting up to RELOAD_S for it to listen."""
+        deadline = time.monotonic() + RELOAD_S
+        while time.monotonic() < deadline:
+            try:
+                await self._master.command(command)
+                return True
+            except (FileNotFoundError, ConnectionRefusedError):  # not listening yet
+                await asyncio.sleep(0.05)
+        return False
+
+    async def _answering(self, other_than: int | None) -> int | None:
+        """The pid of the HAProxy worker answering, once it is not `other_than` (None after
+        RELOAD_S without one)."""
+        deadline = time.monotonic() + RELOAD_S
+        while time.monotonic() < deadline:
+            pid = await self._api.pid()
+            if pid is not None and pid != other_than:
+                return pid
+            await asyncio.sleep(0.05)
+        return None
+
+    def _write(self, table: EdgeTable) -> None:
+        """The configuration and the route map for `table`, each replaced at once."""
+        backends: dict[str, tuple[Backend, list[str]]] = {}
+        for r in table.routes:
+            http2 = r.protocol == "http2"
+            lines = [server_line(s.id, s.address, s.port, http2) for s in r.servers]
+            backends[r.backend] = (Backend(r.backend, r.path, http2), lines)
+        entries = [(map_key(r.host, r.path), r.backend) for r in table.routes]
+        _replace(self._map, route_map(entries))
+        config = render_edge(
+            self._host,
+            self._port,
+            [backends[name] for name in sorted(backends)],
+            str(self._map),
+            str(self._api.socket),
+            self._user,
+        )
+        _replace(self._config, config)
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".new")
+    tmp.write_text(text)
+    os.replace(tmp, path)

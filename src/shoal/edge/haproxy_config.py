@@ -1,0 +1,174 @@
+"""HAProxy's configuration, as text: a pure function of what it fronts.
+
+The API front spreads reads over every API process and sends the rest to the primary one,
+the process that also runs the control loops: writes wake those loops in memory, and the
+agents' long polls and the exec and log WebSockets meet state that lives in that process.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Under the open-files limit of a default shell (HAProxy refuses more than it can open).
+MAXCONN = 4000
+
+
+@dataclass(frozen=True)
+class ApiFront:
+    host: str  # an IPv6 address too, bare: HAProxy splits HOST:PORT at the last colon
+    port: int
+    primary: str  # Unix socket of the primary API process
+    readers: tuple[str, ...]  # Unix sockets of the read-only API processes
+
+
+def render(front: ApiFront, stats_socket: str, user: str | None = None) -> str:
+    """The whole configuration. `user`: the account HAProxy drops to once it has bound its
+    sockets (None: it keeps the one it was started as)."""
+    readers = "\n".join(
+        f"    server reader-{n} unix@{path} check" for n, path in enumerate(front.readers, 1)
+    )
+    identity = f"    user {user}\n    group {user}\n" if user else ""
+    return f"""\
+global
+    maxconn {MAXCONN}
+    stats socket {stats_socket} mode 600 level admin expose-fd listeners
+{identity}
+defaults
+    mode http
+    retries 3
+    option redispatch
+    timeout connect 5s
+    timeout http-request 30s
+    timeout http-keep-alive 60s
+    timeout client 10m
+    timeout server 10m
+    timeout tunnel 1h
+
+frontend api
+    bind {front.host}:{front.port}
+    acl read method GET HEAD
+    acl stateful path_beg /internal/ /v1/streams/
+    use_backend api_primary if !read || stateful
+    default_backend api_reads
+
+backend api_primary
+    server primary unix@{front.primary}
+
+backend api_reads
+    balance leastconn
+    option httpchk GET /health
+    # Only reads come here: one that a dying process never answered is asked again.
+    retry-on conn-failure empty-response response-timeout
+    server primary unix@{front.primary} check
+{readers}
+"""
+
+
+# ------------------------------------------------------------------------------ the edge
+
+# What a request's route is looked up by: its host (without a port), its path, then "/" (see
+# `map_key`).
+ROUTE_KEY = "req.hdr(host),field(1,:),lower,concat(,txn.path,/)"
+NO_APP = "No app answers at this address.\n"
+NO_INSTANCE = "No healthy instance of this service can answer right now: retry shortly.\n"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One route's pool: what a reload must know (its servers change without one)."""
+
+    name: str
+    path: str  # the prefix stripped before the request reaches an instance
+    http2: bool  # cleartext HTTP/2 to the instances
+
+
+def route_map(entries: list[tuple[str, str]]) -> str:
+    """HAProxy's map from `host/path` prefixes to backends, longest prefix first: `map_beg`
+    takes the first entry that matches."""
+    ordered = sorted(entries, key=lambda e: (-len(e[0]), e[0]))
+    return "".join(f"{key} {backend}\n" for key, backend in ordered)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _strip(path: str) -> str:
+    """The rule that takes the route's `path` off the front of the request's path ("/api/list"
+    -> "/list", "/api" -> "/"). In single quotes, where HAProxy's parser interprets nothing
+    (route paths never hold one: core/validation.py)."""
+    prefix = path.rstrip("/")
+    if not prefix:
+        return ""
+    return f"    http-request replace-path '^{re.escape(prefix)}/?(.*)$' '/\\1'\n"
+
+
+def map_key(host: str, path: str) -> str:
+    """A route's key in the route map. Both the key and what a request is looked up by end
+    in "/", so that a route matches whole path segments: "/api" takes "/api" and "/api/x",
+    not "/apix"."""
+    return f"{host}{path.rstrip('/')}/"
+
+
+def server_line(name: str, address: str, port: int, http2: bool) -> str:
+    """A server as written in the configuration and as given to `add server`."""
+    return f"{name} {address}:{port}" + (" proto h2" if http2 else "")
+
+
+def render_edge(
+    host: str,
+    port: int,
+    backends: list[tuple[Backend, list[str]]],
+    map_file: str,
+    stats_socket: str,
+    user: str | None = None,
+) -> str:
+    """The edge's whole configuration: the frontend on HOST:PORT, and each backend with its
+    servers (`server_line`s)."""
+    identity = f"    user {user}\n    group {user}\n" if user else ""
+    pools = "".join(
+        f"""
+backend {b.name}
+    balance leastconn
+{_strip(b.path)}"""
+        + "".join(f"    server {line}\n" for line in servers)
+        for b, servers in backends
+    )
+    return f"""\
+global
+    maxconn {MAXCONN}
+    stats socket {stats_socket} mode 600 level admin expose-fd listeners
+    hard-stop-after 5m
+{identity}
+defaults
+    mode http
+    option forwardfor
+    retries 3
+    option redispatch
+    # Requests no instance answered are sent to another, but only idempotent ones.
+    retry-on conn-failure empty-response response-timeout
+    timeout connect 5s
+    timeout http-request 30s
+    timeout http-keep-alive 60s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    timeout queue 10s
+    http-error status 503 content-type text/plain string {_quote(NO_INSTANCE)}
+
+frontend edge
+    bind {host}:{port}
+    unique-id-format %[uuid()]
+    http-request set-header X-Request-Id %[unique-id]
+    http-request disable-l7-retry unless {{ method GET HEAD OPTIONS PUT DELETE }}
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Forwarded-Proto http
+    http-request set-var(txn.path) path
+    http-request set-var(txn.route) {ROUTE_KEY},map_beg({map_file})
+    use_backend %[var(txn.route)] if {{ var(txn.route) -m found }}
+    default_backend no_app
+
+backend no_app
+    http-request return status 404 content-type text/plain string {_quote(NO_APP)}
+{pools}"""

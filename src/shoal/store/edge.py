@@ -1,0 +1,77 @@
+"""The edge's route table, from the store: each public route of each web service's active
+deployment, with the healthy instances that serve it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shoal.core.definition import DeploymentDefinition
+from shoal.core.edge import EdgeRoute, EdgeTable, app_domain, routes_of
+from shoal.core.enums import InstanceStatus, ServiceStatus, ServiceType
+from shoal.core.rollout import Desired
+from shoal.store.tables import App, Deployment, Instance, Organization, Service
+
+GONE = (ServiceStatus.DELETING.value, ServiceStatus.DELETED.value)
+
+
+def table(s: Session, base_domain: str) -> EdgeTable:
+    services = s.execute(
+        select(Service.id, Service.active_deployment_id, App.name, Organization.name)
+        .join(App, App.id == Service.app_id)
+        .join(Organization, Organization.id == Service.organization_id)
+        .where(
+            Service.type == ServiceType.WEB.value,
+            Service.status.not_in(GONE),
+            Service.active_deployment_id.is_not(None),
+        )
+        .order_by(Service.created_at, Service.id)
+    ).all()
+    serving: dict[str, list[Any]] = defaultdict(list)
+    for row in s.execute(
+        select(
+            Instance.id,
+            Instance.service_id,
+            Instance.deployment_id,
+            Instance.address,
+            Instance.region,
+        ).where(
+            Instance.status == InstanceStatus.HEALTHY.value,
+            Instance.desired == Desired.RUN.value,
+            Instance.address.is_not(None),
+        )
+    ):
+        serving[row.service_id].append(row)
+    wanted = {svc.active_deployment_id for svc in services}
+    wanted |= {i.deployment_id for rows in serving.values() for i in rows}
+    definitions = {
+        dep_id: DeploymentDefinition.model_validate(definition)
+        for dep_id, definition in s.execute(
+            select(Deployment.id, Deployment.definition).where(Deployment.id.in_(wanted))
+        )
+    }
+    routes: list[EdgeRoute] = []
+    for service_id, active_id, app_name, org_name in services:
+        active = definitions.get(active_id)
+        if active is None:
+            continue
+        instances = [
+            (i.id, i.address, i.region, definitions[i.deployment_id])
+            for i in serving.get(service_id, [])
+            if i.deployment_id in definitions
+        ]
+        routes += routes_of(
+            app_domain(app_name, org_name, base_domain), service_id, active, instances
+        )
+    # Two services of an app routing the same path: the older keeps it, no traffic is split.
+    taken: set[tuple[str, str]] = set()
+    unique = []
+    for r in routes:
+        key = (r.host, r.path.rstrip("/") or "/")
+        if key not in taken:
+            taken.add(key)
+            unique.append(r)
+    return EdgeTable(routes=unique)

@@ -1,0 +1,201 @@
+"""The edge, end to end: `shoal up` with its node agent and its edge (HAProxy, driven through
+its runtime API), instances in real sandboxes answering through it.
+
+One app, two web services on its domain: `front` at `/`, `api` at `/api` (2 instances). Each
+instance runs busybox httpd with a CGI script that prints the request as the instance got it
+(its environment: the path, the headers, which service and instance answered).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import Shoal
+from tests.support.registry import BuildConfig, ImageBuilder, Registry, busybox_rootfs
+
+TIMEOUT_S = 90
+ECHO = """#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+env
+"""
+
+
+def until(what: str, check: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def echo_image(builder: ImageBuilder, reg: Registry, root: Path) -> str:
+    files = busybox_rootfs(root / "echo")
+    (files / "www" / "cgi-bin").mkdir(parents=True)
+    (files / "www" / "index.html").write_text("ok")
+    script = files / "www" / "cgi-bin" / "echo"
+    script.write_text(ECHO)
+    script.chmod(0o755)
+    entry = ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
+    return builder.push(files, reg, "echo", config=BuildConfig(entrypoint=entry))
+
+
+def service(app_id: str, name: str, image: str, path: str, count: int) -> dict[str, Any]:
+    return {
+        "app_id": app_id,
+        "definition": {
+            "name": name,
+            "type": "WEB",
+            "docker": {"image": image},
+            "ports": [{"port": 8000, "protocol": "http"}],
+            "routes": [{"path": path, "port": 8000}],
+            "regions": ["fra"],
+            "scalings": [{"min": count, "max": count}],
+            "health_checks": [{"http": {"port": 8000, "path": "/index.html"}}],
+        },
+    }
+
+
+def seen(text: str) -> dict[str, str]:
+    """The CGI environment an instance printed."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def edge_haproxy_pid(shoal: Shoal) -> int:
+    """The pid of the edge's HAProxy worker (it changes when HAProxy reloads)."""
+    out = subprocess.run(["pgrep", "-af", "shoal-edge-"], capture_output=True, text=True).stdout
+    configs = {m.group(1) for m in re.finditer(r"-f (\S+/edge\.cfg)", out)}
+    for config in configs:
+        try:
+            text = Path(config).read_text()
+        except FileNotFoundError:  # another platform's, stopped meanwhile
+            continue
+        if f":{shoal.edge.rsplit(':', 1)[1]}\n" in text:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(Path(config).parent / "edge.sock"))
+                s.sendall(b"show info\n")
+                info = b""
+                while chunk := s.recv(65536):
+                    info += chunk
+            return int(re.search(rb"^Pid: (\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+    raise AssertionError(f"no edge HAProxy for {shoal.edge}: {out}")
+
+
+@pytest.fixture(scope="module")
+def shop(platform: Shoal, registry: Registry, image_builder: ImageBuilder, tmp_path_factory):
+    image = echo_image(image_builder, registry, tmp_path_factory.mktemp("edge"))
+    with platform.client() as api:
+        app_id = api.post("/v1/apps", json={"name": "shop"}).json()["app"]["id"]
+        made = {}
+        for name, path, count in (("front", "/", 1), ("api", "/api", 2)):
+            r = api.post("/v1/services", json=service(app_id, name, image, path, count))
+            assert r.status_code == 200, r.text
+            made[name] = r.json()["service"]
+        for name, svc in made.items():
+            until(
+                f"{name} healthy",
+                lambda s=svc: (
+                    api.get(f"/v1/services/{s['id']}").json()["service"]["status"] == "HEALTHY"
+                ),
+            )
+        domain = api.get(f"/v1/apps/{app_id}").json()["app"]["domains"][0]["name"]
+    return {"domain": domain, "app_id": app_id, **made}
+
+
+def get(shoal: Shoal, host: str, path: str) -> httpx.Response:
+    return httpx.get(shoal.edge + path, headers={"Host": host}, timeout=10)
+
+
+def test_routes_by_host_and_longest_prefix_and_strips_it(platform: Shoal, shop):
+    host = shop["domain"]
+    assert host == "shop-default.localhost"
+    front = until(
+        "front through the edge",
+        lambda: (r := get(platform, host, "/cgi-bin/echo/x?q=1")).status_code == 200 and r,
+    )
+    env = seen(front.text)
+    assert env["KOYEB_SERVICE_NAME"] == "front"
+    assert env["REQUEST_URI"] == "/cgi-bin/echo/x?q=1"
+    r = until(
+        "api through the edge",
+        lambda: (
+            (r := get(platform, host, "/api/cgi-bin/echo/y")).status_code == 200
+            and seen(r.text).get("KOYEB_SERVICE_NAME") == "api"
+            and r
+        ),
+    )
+    env = seen(r.text)
+    assert env["REQUEST_URI"] == "/cgi-bin/echo/y"  # "/api" taken off
+    assert env["HTTP_X_FORWARDED_FOR"] == "127.0.0.1"
+    assert env["HTTP_X_FORWARDED_HOST"] == host
+    assert env["HTTP_X_FORWARDED_PROTO"] == "http"
+    assert re.fullmatch(r"[0-9a-f-]{36}", env["HTTP_X_REQUEST_ID"])
+    # A Host with a port, in capitals, is the same app.
+    port = platform.edge.rsplit(":", 1)[1]
+    assert (
+        seen(get(platform, f"SHOP-default.localhost:{port}", "/cgi-bin/echo").text)[
+            "KOYEB_SERVICE_NAME"
+        ]
+        == "front"
+    )
+
+
+def test_spreads_over_healthy_instances(platform: Shoal, shop):
+    host = shop["domain"]
+    answered = {
+        seen(get(platform, host, "/api/cgi-bin/echo").text).get("KOYEB_INSTANCE_ID")
+        for _ in range(20)
+    }
+    assert len(answered - {None}) == 2
+
+
+def test_unknown_host_404_and_no_healthy_instance_503(platform: Shoal, shop):
+    r = get(platform, "nobody-default.localhost", "/")
+    assert r.status_code == 404
+    assert r.text == "No app answers at this address.\n"
+    with platform.client() as api:
+        assert api.post(f"/v1/services/{shop['api']['id']}/pause").status_code == 200
+        r = until(
+            "503 once api has no instance",
+            lambda: (r := get(platform, shop["domain"], "/api/")).status_code == 503 and r,
+        )
+        assert "No healthy instance" in r.text
+        assert get(platform, shop["domain"], "/cgi-bin/echo").status_code == 200  # front serves
+        svc = f"/v1/services/{shop['api']['id']}"
+        until("api paused", lambda: api.get(svc).json()["service"]["status"] == "PAUSED")
+        assert api.post(f"{svc}/resume").status_code == 200
+        until(
+            "api back", lambda: get(platform, shop["domain"], "/api/index.html").status_code == 200
+        )
+
+
+def test_instances_come_and_go_without_a_reload(platform: Shoal, shop):
+    """Scaling changes servers through HAProxy's runtime API: its worker stays the same."""
+    host = shop["domain"]
+    before = edge_haproxy_pid(platform)
+    with platform.client() as api:
+        svc = api.get(f"/v1/services/{shop['api']['id']}").json()["service"]
+        dep = api.get(f"/v1/deployments/{svc['latest_deployment_id']}").json()["deployment"]
+        definition = {**dep["definition"], "scalings": [{"min": 3, "max": 3}]}
+        r = api.patch(f"/v1/services/{svc['id']}", json={"definition": definition})
+        assert r.status_code == 200, r.text
+
+        def three() -> bool:
+            ids = {
+                seen(get(platform, host, "/api/cgi-bin/echo").text).get("KOYEB_INSTANCE_ID")
+                for _ in range(30)
+            }
+            return len(ids - {None}) == 3
+
+        until("three instances answering", three)
+    # A new deployment's instances came in and the old ones left: servers only, no reload.
+    assert edge_haproxy_pid(platform) == before

@@ -1,0 +1,143 @@
+"""No request lost: under a steady load through the edge, 20 consecutive redeploys of a
+service and the SIGKILL of one of its instances every few seconds fail no GET.
+
+Real everything: `shoal up` with its node agent and edge, busybox httpd instances in sandboxes,
+HTTP/1.1 keep-alive clients in threads (a few hundred requests a second on this machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.conftest import Shoal
+from tests.e2e.conftest import push_web_image
+from tests.e2e.test_edge import until
+
+REDEPLOYS = 20
+KILL_EVERY_S = 4.0
+CLIENTS = 4
+PACE_S = 0.01  # each client at most 100 requests a second
+
+
+def definition(image: str) -> dict[str, Any]:
+    return {
+        "name": "steady",
+        "type": "WEB",
+        "docker": {"image": image},
+        "ports": [{"port": 8000, "protocol": "http"}],
+        "routes": [{"path": "/", "port": 8000}],
+        "regions": ["fra"],
+        "scalings": [{"min": 2, "max": 2}],
+        "health_checks": [
+            {"http": {"port": 8000, "path": "/index.html"}, "grace_period": 1, "interval": 1}
+        ],
+    }
+
+
+def answers(url: str, headers: dict[str, str]) -> bool:
+    try:
+        return httpx.get(url, headers=headers, timeout=5).status_code == 200
+    except httpx.TransportError:  # the edge not listening yet
+        return False
+
+
+def app_pids(shoal: Shoal, instance_id: str) -> list[int]:
+    """The application's processes in the instance's sandbox (not the sandbox's monitor)."""
+    root = shoal.data_dir / "nodes" / "fra" / "runtime" / "instances" / instance_id
+    try:
+        record = json.loads((root / "instance.json").read_text())
+        procs = Path(next(iter(record["cgroup_dirs"].values()))) / "cgroup.procs"
+        return [int(p) for p in procs.read_text().split() if int(p) != record["pid"]]
+    except (OSError, ValueError, StopIteration):
+        return []  # it is going away meanwhile
+
+
+def test_redeploys_and_killed_instances_lose_no_request(
+    platform: Shoal, registry, image_builder, tmp_path: Path
+):
+    image = push_web_image(image_builder, registry, tmp_path, "steady", "steady")
+    with platform.client() as api:
+        app_id = api.post("/v1/apps", json={"name": "steady"}).json()["app"]["id"]
+        r = api.post("/v1/services", json={"app_id": app_id, "definition": definition(image)})
+        assert r.status_code == 200, r.text
+        svc_id = r.json()["service"]["id"]
+        url = platform.edge + "/index.html"
+        headers = {"Host": "steady-default.localhost"}
+        until("the service through the edge", lambda: answers(url, headers))
+
+        stop = threading.Event()
+        outcomes: Counter[str] = Counter()
+        lock = threading.Lock()
+
+        def client() -> None:
+            with httpx.Client(headers=headers, timeout=10) as c:
+                while not stop.is_set():
+                    try:
+                        r = c.get(url)
+                        outcome = (
+                            "ok"
+                            if r.status_code == 200 and r.text == "steady"
+                            else f"{r.status_code} {r.text[:80]!r} from {r.headers.get('server')}"
+                        )
+                    except httpx.HTTPError as e:
+                        outcome = f"{type(e).__name__}: {e}"
+                    with lock:
+                        outcomes[outcome] += 1
+                    time.sleep(PACE_S)
+
+        def killer() -> None:
+            while not stop.wait(KILL_EVERY_S):
+                running = api_ids()
+                pids = app_pids(platform, random.choice(running)) if running else []
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                with lock:
+                    outcomes["(instances killed)"] += bool(pids)
+
+        def api_ids() -> list[str]:
+            """The healthy instances of the active deployment (one of a deployment not yet
+            healthy as a whole would fail it, as a crash in a new version should)."""
+            with platform.client() as a:
+                active = a.get(f"/v1/services/{svc_id}").json()["service"]["active_deployment_id"]
+                listed = a.get(
+                    "/v1/instances", params={"deployment_id": active, "statuses": "HEALTHY"}
+                )
+                return [i["id"] for i in listed.json()["instances"]]
+
+        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+        threads.append(threading.Thread(target=killer))
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        try:
+            for n in range(REDEPLOYS):
+                r = api.post(f"/v1/services/{svc_id}/redeploy", json={})
+                assert r.status_code == 200, r.text
+                new = r.json()["deployment"]["id"]
+                until(
+                    f"redeploy {n + 1} active",
+                    lambda new=new: (
+                        api.get(f"/v1/services/{svc_id}").json()["service"]["active_deployment_id"]
+                        == new
+                    ),
+                )
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        elapsed = time.monotonic() - started
+    failed = {k: v for k, v in outcomes.items() if k not in ("ok", "(instances killed)")}
+    load = f"{outcomes['ok']} answered in {elapsed:.0f} s"
+    assert outcomes["(instances killed)"] >= 3, outcomes
+    assert failed == {}, f"{sum(failed.values())} failed ({load}): {failed}"
