@@ -112,3 +112,31 @@ def test_bad_options_are_refused_plainly(tmp_path: Path):
         )  # fmt: skip
     assert r.returncode == 2
     assert "cannot listen on" in r.stderr
+
+
+def test_a_killed_shoal_leaves_no_process_behind(tmp_path: Path):
+    """SIGKILL gives `shoal up` no time to stop its children: they stop by themselves (an
+    API reader, HAProxy), and the API's address is free for the next start."""
+    data = tmp_path / "data"
+    shoal = start_shoal(data, None, "--api-processes", "2")
+    port = int(shoal.url.rsplit(":", 1)[1])
+
+    def left() -> list[str]:
+        out = subprocess.run(["pgrep", "-af", str(data)], capture_output=True, text=True).stdout
+        return [line for line in out.splitlines() if "pgrep" not in line]
+
+    assert left()  # the API reader
+    assert shoal.stop(signal.SIGKILL) == -signal.SIGKILL
+    deadline = time.monotonic() + 20
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left() == []
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.1)
+    else:
+        raise AssertionError(f"127.0.0.1:{port} still taken")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
 from collections.abc import Callable
@@ -15,6 +16,16 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 RESTART_S = 1.0  # between a child's death and its next start
 STOP_S = 10.0  # for a child to stop after SIGTERM, before SIGKILL
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before it runs its program: SIGTERM it if its parent dies, even by
+    SIGKILL, so that nothing it supervised outlives it holding ports (an agent's instances
+    are not its children's: they live on, to be adopted)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervised:
@@ -31,7 +42,10 @@ class Supervised:
             await asyncio.sleep(0.05)
         while True:
             self._proc = await asyncio.create_subprocess_exec(
-                *self._argv, stdin=asyncio.subprocess.DEVNULL, env=self._env
+                *self._argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=self._env,
+                preexec_fn=_die_with_parent,
             )
             try:
                 code = await self._proc.wait()
