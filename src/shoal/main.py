@@ -381,6 +381,17 @@ def _check_free(host: str, port: int) -> None:
             raise typer.BadParameter(f"cannot listen on {host}:{port}: {e.strerror}") from e
 
 
+async def _until_signal(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` until it ends or SIGINT/SIGTERM cancels it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+
+
 def _run(main: Coroutine[Any, Any, None]) -> None:
     """Run a command's main coroutine on uvloop. Everything built before it (an app, its
     routes and models, the ORM's mappings) lives as long as the process: frozen out of the
@@ -472,14 +483,8 @@ def edge(
     node = Edge(client, binary, run_dir, host, port, haproxy.account())
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
         try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await node.run()
+            await _until_signal(node.run())
         finally:
             await client.close()
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -529,13 +534,7 @@ def agent(
     node = Agent(client, driver, ImageStore(images), hello, data_dir)
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await node.run()
+        await _until_signal(node.run())
         await client.close()
 
     _run(run())
