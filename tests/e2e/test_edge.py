@@ -11,31 +11,19 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import Shoal
+from tests.e2e.test_service_lifecycle import until
 from tests.support.registry import BuildConfig, ImageBuilder, Registry, busybox_rootfs
 
-TIMEOUT_S = 90
 ECHO = """#!/bin/sh
 printf 'Content-Type: text/plain\\r\\n\\r\\n'
 env
 """
-
-
-def until(what: str, check: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def echo_image(builder: ImageBuilder, reg: Registry, root: Path) -> str:
