@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict
 from shoal.core.definition import DeploymentDefinition
 
 Protocol = Literal["http", "http2"]
-ROUTED: tuple[Protocol, ...] = ("http", "http2")
 
 
 class EdgeServer(BaseModel):

@@ -13,8 +13,7 @@ ACCOUNT = "haproxy"  # made by Debian's package: HAProxy drops to it after bindi
 
 def binary() -> str | None:
     """HAProxy's executable (/usr/sbin is off the PATH of most non-root shells)."""
-    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
-    return found
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
 
 
 def account() -> str | None:
