@@ -13,6 +13,7 @@ import gc
 import grp
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -200,7 +201,7 @@ def up(
         children.append((Supervised("HAProxy", front.command), front.ready))
     if edge_ok:
         edge = _shoal("edge", "--api", api_url, "--token-file", str(data_dir / AGENT_TOKEN_FILE),
-                      "--listen", edge_listen)  # fmt: skip
+                      "--listen", edge_listen, "--region", region_ids[0])  # fmt: skip
         children.append((Supervised("edge", edge), started))
     if run_agents:
         children += [
@@ -465,22 +466,45 @@ def edge(
     listen: str = typer.Option(
         "127.0.0.1:8080", envvar="SHOAL_EDGE_LISTEN", help="HOST:PORT apps answer on."
     ),
+    region: str = typer.Option(
+        "fra", help="The region of clients that do not say theirs (nor have a known address)."
+    ),
+    region_header: str = typer.Option(
+        "X-Shoal-Region", help="Request header in which a client may name its region."
+    ),
+    region_sources: Path | None = typer.Option(
+        None,
+        envvar="SHOAL_EDGE_REGION_SOURCES",
+        help="File of 'CIDR region' lines: the region of clients by address. Requests go to "
+        "the closest region that has a healthy instance.",
+    ),
 ) -> None:
     """Run the edge in the foreground: HAProxy on --listen, kept in step with the platform's
     route table (`shoal up` starts one by itself)."""
     from shoal.client.node import NodeClient
     from shoal.edge import haproxy
     from shoal.edge.edge import Edge
+    from shoal.edge.haproxy_config import sources_map
 
     _logging()
     host, port = _host_port(listen, "--listen")
+    _regions(region)
+    if not re.fullmatch(r"[A-Za-z0-9-]+", region_header):
+        raise typer.BadParameter("letters, digits and '-' only", param_hint="--region-header")
+    try:
+        text = region_sources.read_text() if region_sources else ""
+        sources = sources_map(text, tuple(KNOWN_REGIONS))
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(f"{region_sources}: {e}", param_hint="--region-sources") from e
     binary = haproxy.binary()
     if binary is None:
         typer.echo("shoal edge: HAProxy is not installed (apt-get install haproxy)", err=True)
         raise typer.Exit(3)
     run_dir = Path(tempfile.mkdtemp(prefix="shoal-edge-"))
     client = NodeClient(api, token_file.read_text().strip())
-    node = Edge(client, binary, run_dir, host, port, haproxy.account())
+    node = Edge(
+        client, binary, run_dir, host, port, region, region_header, sources, haproxy.account()
+    )
 
     async def run() -> None:
         try:

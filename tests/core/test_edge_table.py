@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from shoal.core.catalog import nearest_first
 from shoal.core.definition import DeploymentDefinition
-from shoal.core.edge import EdgeTable, layout, public_routes, routes_of, server_changes
+from shoal.core.edge import (
+    EdgeRoute,
+    EdgeServer,
+    EdgeTable,
+    choices,
+    layout,
+    public_routes,
+    routes_of,
+    server_changes,
+)
 
 
-def definition(routes: list[tuple[str, int]], ports: list[tuple[int, str]]) -> DeploymentDefinition:
+def definition(
+    routes: list[tuple[str, int]], ports: list[tuple[int, str]], regions: list[str] | None = None
+) -> DeploymentDefinition:
     return DeploymentDefinition.model_validate(
         {
             "routes": [{"path": p, "port": n} for p, n in routes],
             "ports": [{"port": n, "protocol": proto} for n, proto in ports],
+            "regions": regions or ["fra"],
         }
     )
 
@@ -60,7 +73,7 @@ def test_servers_change_without_a_new_layout_but_routes_do():
     )
     assert layout(one) == layout(two)
     changes = server_changes(one, two)
-    backend = one.routes[0].backend
+    backend = one.routes[0].backend("fra")
     assert [(b, s.id) for b, s in changes.added] == [(backend, "i2")]
     assert [(b, s.address) for b, s in changes.moved] == [(backend, "10.0.0.9")]
     assert changes.removed == []
@@ -68,3 +81,59 @@ def test_servers_change_without_a_new_layout_but_routes_do():
     other = definition([("/", 8000), ("/api", 8000)], [(8000, "http")])
     assert layout(EdgeTable(routes=routes_of("a-o.x", "svc", other, []))) != layout(one)
     assert one.fingerprint() != two.fingerprint()
+
+
+def test_regions_nearest_first():
+    assert nearest_first("fra", ["sin", "was", "par", "fra"]) == ["fra", "par", "was", "sin"]
+    assert nearest_first("sin", ["fra", "was"]) == ["fra", "was"]
+    assert nearest_first("tyo", ["was", "sfo"]) == ["sfo", "was"]
+    assert nearest_first("fra", ["nowhere", "was"]) == ["was", "nowhere"]  # unknown: last
+
+
+def server(inst: str, region: str) -> EdgeServer:
+    return EdgeServer(id=inst, address="10.0.0.1", port=8000, region=region)
+
+
+def test_clients_go_to_the_closest_region_that_has_a_healthy_instance():
+    route = EdgeRoute(
+        host="a-o.x",
+        path="/",
+        service_id="svc",
+        port=8000,
+        protocol="http",
+        regions=("fra", "was"),
+        servers=(server("i1", "fra"), server("i2", "was"), server("i3", "was")),
+    )
+    fra, was = route.backend("fra"), route.backend("was")
+    assert set(route.pools()) == {"fra", "was"} and len(route.pools()["was"]) == 2
+    picked = choices(EdgeTable(routes=[route]), ["fra", "par", "was", "sfo", "sin"])
+    assert picked == {
+        ("fra", "a-o.x", "/"): fra,
+        ("par", "a-o.x", "/"): fra,
+        ("was", "a-o.x", "/"): was,
+        ("sfo", "a-o.x", "/"): was,
+        ("sin", "a-o.x", "/"): fra,  # Singapore is closer to Frankfurt than to Washington
+    }
+    # Frankfurt has no healthy instance: everyone goes to Washington, and back again later.
+    without_fra = route.model_copy(update={"servers": route.servers[1:]})
+    assert set(choices(EdgeTable(routes=[without_fra]), ["fra", "sin"]).values()) == {was}
+    # None anywhere: each client's closest pool, which answers 503.
+    empty = route.model_copy(update={"servers": ()})
+    assert choices(EdgeTable(routes=[empty]), ["par", "sfo"]) == {
+        ("par", "a-o.x", "/"): fra,
+        ("sfo", "a-o.x", "/"): was,
+    }
+    # Pools (backends) are the regions of the service: emptying one changes no layout.
+    tables = [EdgeTable(routes=[r]) for r in (route, without_fra, empty)]
+    assert len({layout(t) for t in tables}) == 1 and len(layout(tables[0])) == 2
+    changes = server_changes(tables[0], tables[1])
+    assert changes.removed == [(fra, "i1")] and not changes.added
+
+
+def test_a_rollout_to_other_regions_keeps_the_old_regions_pools_while_they_serve():
+    new = definition([("/", 8000)], [(8000, "http")], ["was"])
+    [route] = routes_of("a-o.x", "svc", new, [("i1", "10.0.0.1", "fra", new)])
+    assert list(route.pools()) == ["was", "fra"]
+    assert choices(EdgeTable(routes=[route]), ["was"]) == {
+        ("was", "a-o.x", "/"): route.backend("fra")
+    }

@@ -1,9 +1,11 @@
 """The edge, end to end: `shoal up` with its node agent and its edge (HAProxy, driven through
 its runtime API), instances in real sandboxes answering through it.
 
-One app, two web services on its domain: `front` at `/`, `api` at `/api` (2 instances). Each
-instance runs busybox httpd with a CGI script that prints the request as the instance got it
-(its environment: the path, the headers, which service and instance answered).
+One app, two web services on its domain: `front` at `/`, `api` at `/api` (2 instances), and
+two more in other regions for the region tests. The platform runs node agents for Frankfurt
+and Washington; its edge is in Frankfurt. Each instance runs busybox httpd with a CGI script
+that prints the request as the instance got it (its environment: the path, the headers,
+which service, instance and region answered).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import Shoal
+from tests.e2e.conftest import running_platform
 from tests.e2e.test_service_lifecycle import until
 from tests.support.registry import BuildConfig, ImageBuilder, Registry, busybox_rootfs
 
@@ -37,7 +40,9 @@ def echo_image(builder: ImageBuilder, reg: Registry, root: Path) -> str:
     return builder.push(files, reg, "echo", config=BuildConfig(entrypoint=entry))
 
 
-def service(app_id: str, name: str, image: str, path: str, count: int) -> dict[str, Any]:
+def service(
+    app_id: str, name: str, image: str, path: str, count: int, regions: tuple[str, ...] = ("fra",)
+) -> dict[str, Any]:
     return {
         "app_id": app_id,
         "definition": {
@@ -46,7 +51,7 @@ def service(app_id: str, name: str, image: str, path: str, count: int) -> dict[s
             "docker": {"image": image},
             "ports": [{"port": 8000, "protocol": "http"}],
             "routes": [{"path": path, "port": 8000}],
-            "regions": ["fra"],
+            "regions": list(regions),
             "scalings": [{"min": count, "max": count}],
             "health_checks": [{"http": {"port": 8000, "path": "/index.html"}}],
         },
@@ -79,13 +84,24 @@ def edge_haproxy_pid(shoal: Shoal) -> int:
 
 
 @pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory):
+    yield from running_platform(tmp_path_factory.mktemp("edge") / "data", "--regions", "fra,was")
+
+
+@pytest.fixture(scope="module")
 def shop(platform: Shoal, registry: Registry, image_builder: ImageBuilder, tmp_path_factory):
     image = echo_image(image_builder, registry, tmp_path_factory.mktemp("edge"))
     with platform.client() as api:
         app_id = api.post("/v1/apps", json={"name": "shop"}).json()["app"]["id"]
         made = {}
-        for name, path, count in (("front", "/", 1), ("api", "/api", 2)):
-            r = api.post("/v1/services", json=service(app_id, name, image, path, count))
+        for name, path, count, regions in (
+            ("front", "/", 1, ("fra",)),
+            ("api", "/api", 2, ("fra",)),
+            ("world", "/world", 1, ("fra", "was")),  # one instance in each
+            ("west", "/west", 1, ("was",)),
+        ):
+            body = service(app_id, name, image, path, count, regions)
+            r = api.post("/v1/services", json=body)
             assert r.status_code == 200, r.text
             made[name] = r.json()["service"]
         for name, svc in made.items():
@@ -99,8 +115,8 @@ def shop(platform: Shoal, registry: Registry, image_builder: ImageBuilder, tmp_p
     return {"domain": domain, "app_id": app_id, **made}
 
 
-def get(shoal: Shoal, host: str, path: str) -> httpx.Response:
-    return httpx.get(shoal.edge + path, headers={"Host": host}, timeout=10)
+def get(shoal: Shoal, host: str, path: str, **headers: str) -> httpx.Response:
+    return httpx.get(shoal.edge + path, headers={"Host": host, **headers}, timeout=10)
 
 
 def test_routes_by_host_and_longest_prefix_and_strips_it(platform: Shoal, shop):
@@ -144,6 +160,31 @@ def test_spreads_over_healthy_instances(platform: Shoal, shop):
         for _ in range(20)
     }
     assert len(answered - {None}) == 2
+
+
+def test_the_closest_region_with_a_healthy_instance_serves(platform: Shoal, shop):
+    def region(path: str, client: str | None = None) -> str:
+        headers = {"X-Shoal-Region": client} if client else {}
+        return seen(get(platform, shop["domain"], path, **headers).text)["KOYEB_REGION"]
+
+    # Instances become healthy one by one: until both are, clients may be sent to the other.
+    until("Washington's client served there", lambda: region("/world/cgi-bin/echo", "was") == "was")
+    until("Frankfurt's client served there", lambda: region("/world/cgi-bin/echo", "fra") == "fra")
+    for client, served in (
+        (None, "fra"),  # the edge's own region, for clients that do not say
+        ("nowhere", "fra"),  # not a region: the same
+        ("WAS", "was"),
+        ("sfo", "was"),  # San Francisco is closer to Washington than to Frankfurt
+        ("par", "fra"),
+        ("sin", "fra"),
+    ):
+        assert region("/world/cgi-bin/echo", client) == served, client
+    # Washington alone has `west`: clients everywhere fall back to it.
+    for client in ("fra", "sin", None):
+        assert region("/west/cgi-bin/echo", client) == "was"
+    # Both regions serve (each its own clients).
+    seen_regions = {region("/world/cgi-bin/echo", c) for c in ("fra", "was")}
+    assert seen_regions == {"fra", "was"}
 
 
 def test_unknown_host_404_and_no_healthy_instance_503(platform: Shoal, shop):

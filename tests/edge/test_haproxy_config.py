@@ -11,21 +11,40 @@ import pytest
 from shoal.edge.haproxy_config import (
     ApiFront,
     Backend,
+    ClientRegion,
     map_key,
     render,
     render_edge,
     route_map,
     server_line,
+    sources_map,
 )
+
+REGIONS = ClientRegion(("fra", "was"), "fra", "X-Shoal-Region", "/run/sources.map")
 
 
 def test_routes_match_whole_path_segments():
-    assert map_key("a.x", "/api") == map_key("a.x", "/api/") == "a.x/api/"
-    assert map_key("a.x", "/") == "a.x/"
-    # A request is looked up by host + path + "/": "/api" and "/api/list" find "a.x/api/",
-    # "/apix" does not.
+    assert map_key("fra", "a.x", "/api") == map_key("fra", "a.x", "/api/") == "fra@a.x/api/"
+    assert map_key("was", "a.x", "/") == "was@a.x/"
+    # A request is looked up by region@host + path + "/": "/api" and "/api/list" find
+    # "fra@a.x/api/", "/apix" does not.
     for path, found in (("/api", True), ("/api/list", True), ("/apix", False)):
-        assert f"a.x{path}/".startswith(map_key("a.x", "/api")) == found
+        assert f"fra@a.x{path}/".startswith(map_key("fra", "a.x", "/api")) == found
+
+
+def test_client_addresses_map_to_regions():
+    text = "# office\n10.1.0.0/16 FRA\n\n2001:db8::/32 was  # lab\n192.0.2.7 was\n"
+    assert sources_map(text, ("fra", "was")) == (
+        "10.1.0.0/16 fra\n2001:db8::/32 was\n192.0.2.7/32 was\n"
+    )
+    for bad, why in (
+        ("10.1.0.0/16", "line 1: expected 'CIDR region'"),
+        ("ok 10.0.0.0/8 fra", "line 1: expected 'CIDR region'"),
+        ("\n10.0.0.300/8 fra", "line 2: "),
+        ("10.0.0.0/8 mars", "line 1: unknown region 'mars'"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            sources_map(bad, ("fra", "was"))
 
 
 def test_longest_prefix_comes_first_in_the_map():
@@ -42,6 +61,7 @@ def test_prefix_stripping_rules():
             (Backend("r-api", "/api.v1", True), [server_line("i1", "10.0.0.1", 9000, True)]),
         ],
         "/run/routes.map",
+        REGIONS,
         "/run/edge.sock",
     )
     assert "replace-path '^/api\\.v1/?(.*)$' '/\\1'" in cfg
@@ -54,12 +74,14 @@ def test_prefix_stripping_rules():
 def test_haproxy_takes_both_configurations(tmp_path: Path):
     haproxy = shutil.which("haproxy", path="/usr/sbin:/usr/bin")
     assert haproxy
-    (tmp_path / "routes.map").write_text(route_map([("a.x/", "r-a")]))
+    (tmp_path / "routes.map").write_text(route_map([("fra@a.x/", "r-a")]))
+    (tmp_path / "sources.map").write_text("10.0.0.0/8 was\n")
     edge = render_edge(
         "127.0.0.1",
         8080,
         [(Backend("r-a", "/", False), [server_line("i1", "10.0.0.1", 80, False)])],
         str(tmp_path / "routes.map"),
+        ClientRegion(("fra", "was"), "fra", "X-Shoal-Region", str(tmp_path / "sources.map")),
         str(tmp_path / "edge.sock"),
     )
     api = render(

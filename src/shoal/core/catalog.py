@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -99,6 +100,25 @@ KNOWN_REGIONS: dict[str, Region] = {
 }
 
 DEFAULT_REGIONS: tuple[str, ...] = ("fra", "was", "sin")
+
+
+def distance_km(a: str, b: str) -> float:
+    """The great-circle distance between two known regions (inf if either is unknown): what
+    "closest" means when a request is routed, the stand-in for measured round-trip times."""
+    if a not in KNOWN_REGIONS or b not in KNOWN_REGIONS:
+        return math.inf
+    one, two = KNOWN_REGIONS[a], KNOWN_REGIONS[b]
+    lat1, lat2 = math.radians(one.latitude), math.radians(two.latitude)
+    dlat, dlon = lat2 - lat1, math.radians(two.longitude - one.longitude)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(h))
+
+
+def nearest_first(origin: str, regions: Iterable[str]) -> list[str]:
+    """`regions`, the closest to `origin` first (ties by name)."""
+    return sorted(set(regions), key=lambda r: (distance_km(origin, r), r))
+
+
 DEFAULT_INSTANCE_TYPE = "nano"
 
 

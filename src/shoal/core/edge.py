@@ -5,6 +5,10 @@ Koyeb's model: routes map a path prefix of the app's domain to a port of one of 
 (paths are unique within an app); the longest prefix wins and is stripped before the request
 reaches the instance. `http` ports are proxied as HTTP/1.1, `http2` ports as cleartext HTTP/2;
 `tcp` ports are not routed by path.
+
+Regions: a route's servers are pooled per region (one backend each), and a request goes to
+the pool of the region closest to its client that has a healthy instance, the next closest
+when that one has none (`choices`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shoal.core.catalog import nearest_first
 from shoal.core.definition import DeploymentDefinition
 
 Protocol = Literal["http", "http2"]
@@ -38,13 +43,27 @@ class EdgeRoute(BaseModel):
     service_id: str
     port: int
     protocol: Protocol
+    regions: tuple[str, ...] = ()  # where the service's active deployment runs
     servers: tuple[EdgeServer, ...] = ()
 
-    @property
-    def backend(self) -> str:
-        """A name for the route's pool of servers, the same for as long as the route is."""
+    def backend(self, region: str) -> str:
+        """The name of the route's pool of servers in `region`, the same for as long as the
+        route is."""
         key = f"{self.service_id} {self.port} {self.protocol} {self.path}"
-        return "r-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+        return f"r-{hashlib.sha256(key.encode()).hexdigest()[:20]}-{region}"
+
+    def pools(self) -> dict[str, tuple[EdgeServer, ...]]:
+        """Region -> its servers, for each region the service runs in or has servers in (one
+        empty pool, of no region, for a route with neither)."""
+        regions = dict.fromkeys((*self.regions, *(s.region for s in self.servers))) or {"": None}
+        return {r: tuple(s for s in self.servers if s.region == r) for r in regions}
+
+    def pool_for(self, client: str) -> str:
+        """The backend a client in region `client` is sent to: the closest pool that has a
+        server, or the closest of all when none has (it answers 503)."""
+        pools = self.pools()
+        serving = [r for r, servers in pools.items() if servers] or list(pools)
+        return self.backend(nearest_first(client, serving)[0])
 
 
 class EdgeTable(BaseModel):
@@ -103,6 +122,7 @@ def routes_of(
             service_id=service_id,
             port=port,
             protocol=protocol,
+            regions=tuple(active.regions or ()),
             servers=tuple(sorted(servers, key=lambda s: s.id)),
         )
         for (path, port, protocol), servers in served.items()
@@ -115,7 +135,23 @@ Layout = tuple[tuple[str, str, str, Protocol], ...]
 def layout(table: EdgeTable) -> Layout:
     """What HAProxy's configuration must be reloaded for when it changes: the backends and
     the routes to them (servers come and go through the runtime API)."""
-    return tuple(sorted({(r.backend, r.host, r.path, r.protocol) for r in table.routes}))
+    return tuple(
+        sorted(
+            {
+                (r.backend(region), r.host, r.path, r.protocol)
+                for r in table.routes
+                for region in r.pools()
+            }
+        )
+    )
+
+
+def choices(table: EdgeTable, clients: Iterable[str]) -> dict[tuple[str, str, str], str]:
+    """(client's region, host, path) -> the backend such a request goes to, for every route
+    and every region a client may be in."""
+    return {
+        (client, r.host, r.path): r.pool_for(client) for r in table.routes for client in clients
+    }
 
 
 @dataclass(frozen=True)
@@ -127,8 +163,8 @@ class ServerChanges:
 
 def server_changes(old: EdgeTable, new: EdgeTable) -> ServerChanges:
     """How the servers of each backend changed between two tables of the same layout."""
-    before = {(r.backend, s.id): s for r in old.routes for s in r.servers}
-    after = {(r.backend, s.id): s for r in new.routes for s in r.servers}
+    before = {(r.backend(s.region), s.id): s for r in old.routes for s in r.servers}
+    after = {(r.backend(s.region), s.id): s for r in new.routes for s in r.servers}
     return ServerChanges(
         added=sorted(((b, s) for (b, i), s in after.items() if (b, i) not in before), key=_order),
         removed=sorted(key for key in before if key not in after),

@@ -7,6 +7,9 @@ server is added and enabled; a leaving one is drained (it takes no new request, 
 in flight finish) and deleted once idle, or after DRAIN_S. A change of routes or backends
 rewrites the configuration and reloads HAProxy seamlessly: the new worker takes the listening
 socket, the old one finishes what it was serving.
+
+Which region's pool serves a client is an entry of the route map; when a region's pool
+empties or fills, the entries change through the runtime API too (`set map`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,17 @@ from pathlib import Path
 
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
-from shoal.core.edge import EdgeTable, layout, server_changes
+from shoal.core.catalog import KNOWN_REGIONS
+from shoal.core.edge import EdgeTable, choices, layout, server_changes
 from shoal.edge import haproxy
-from shoal.edge.haproxy_config import Backend, map_key, render_edge, route_map, server_line
+from shoal.edge.haproxy_config import (
+    Backend,
+    ClientRegion,
+    map_key,
+    render_edge,
+    route_map,
+    server_line,
+)
 from shoal.edge.runtime_api import Refused, RuntimeApi
 from shoal.supervise import Supervised
 
@@ -42,14 +53,23 @@ class Edge:
         run_dir: Path,
         host: str,
         port: int,
+        region: str,
+        region_header: str,
+        sources: str = "",
         user: str | None = None,
     ) -> None:
+        """`region`: where clients are when they do not say and their address is not in
+        `sources` (a map from haproxy_config.sources_map)."""
         self._client = client
         self._binary = binary
         self._run_dir = run_dir
         self._host, self._port, self._user = host, port, user
         self._config = run_dir / "edge.cfg"
         self._map = run_dir / "routes.map"
+        self._regions = ClientRegion(
+            tuple(KNOWN_REGIONS), region, region_header, str(run_dir / "sources.map")
+        )
+        _replace(run_dir / "sources.map", sources)
         self._api = RuntimeApi(run_dir / "edge.sock")
         self._applied = EdgeTable()
         self._draining: dict[tuple[str, str], float] = {}  # (backend, server) -> deadline
@@ -99,7 +119,9 @@ class Edge:
             self._applied = table
 
     async def _change_servers(self, table: EdgeTable) -> None:
-        http2 = {r.backend: r.protocol == "http2" for r in table.routes}
+        http2 = {
+            r.backend(region): r.protocol == "http2" for r in table.routes for region in r.pools()
+        }
         changes = server_changes(self._applied, table)
         for backend, s in changes.added:
             server = f"{backend}/{s.id}"
@@ -113,6 +135,11 @@ class Edge:
             await self._api.change(f"enable server {backend}/{s.id}")
         for backend, s in changes.moved:
             await self._api.change(f"set server {backend}/{s.id} addr {s.address} port {s.port}")
+        before = choices(self._applied, self._regions.regions)
+        for (client, host, path), backend in choices(table, self._regions.regions).items():
+            if before.get((client, host, path)) != backend:
+                key = map_key(client, host, path)
+                await self._api.change(f"set map {self._map} {key} {backend}")
         for backend, server_id in changes.removed:
             await self._api.change(f"set server {backend}/{server_id} state drain")
             self._draining[backend, server_id] = time.monotonic() + DRAIN_S
@@ -181,15 +208,21 @@ class Edge:
         backends: dict[str, tuple[Backend, list[str]]] = {}
         for r in table.routes:
             http2 = r.protocol == "http2"
-            lines = [server_line(s.id, s.address, s.port, http2) for s in r.servers]
-            backends[r.backend] = (Backend(r.backend, r.path, http2), lines)
-        entries = [(map_key(r.host, r.path), r.backend) for r in table.routes]
+            for region, servers in r.pools().items():
+                lines = [server_line(s.id, s.address, s.port, http2) for s in servers]
+                name = r.backend(region)
+                backends[name] = (Backend(name, r.path, http2), lines)
+        entries = [
+            (map_key(client, host, path), backend)
+            for (client, host, path), backend in choices(table, self._regions.regions).items()
+        ]
         _replace(self._map, route_map(entries))
         config = render_edge(
             self._host,
             self._port,
             [backends[name] for name in sorted(backends)],
             str(self._map),
+            self._regions,
             str(self._api.socket),
             self._user,
         )

@@ -7,6 +7,7 @@ agents' long polls and the exec and log WebSockets meet state that lives in that
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -67,9 +68,10 @@ backend api_reads
 
 # ------------------------------------------------------------------------------ the edge
 
-# What a request's route is looked up by: its host (without a port), its path, then "/" (see
-# `map_key`).
-ROUTE_KEY = "req.hdr(host),field(1,:),lower,concat(,txn.path,/)"
+# Where a request goes is looked up by its client's region, "@", its host (without a port),
+# its path, then "/" (see `map_key`).
+WHERE = "req.hdr(host),field(1,:),lower,concat(,txn.path,/)"
+ROUTE_KEY = "var(txn.region),concat(@,txn.where)"
 NO_APP = "No app answers at this address.\n"
 NO_INSTANCE = "No healthy instance of this service can answer right now: retry shortly.\n"
 
@@ -104,11 +106,43 @@ def _strip(path: str) -> str:
     return f"    http-request replace-path '^{re.escape(prefix)}/?(.*)$' '/\\1'\n"
 
 
-def map_key(host: str, path: str) -> str:
-    """A route's key in the route map. Both the key and what a request is looked up by end
-    in "/", so that a route matches whole path segments: "/api" takes "/api" and "/api/x",
-    not "/apix"."""
-    return f"{host}{path.rstrip('/')}/"
+def map_key(region: str, host: str, path: str) -> str:
+    """A route's key in the route map, for clients in `region`. Both the key and what a
+    request is looked up by end in "/", so that a route matches whole path segments: "/api"
+    takes "/api" and "/api/x", not "/apix"."""
+    return f"{region}@{host}{path.rstrip('/')}/"
+
+
+@dataclass(frozen=True)
+class ClientRegion:
+    """How the edge tells a request's region: the `header` when it names one of `regions`,
+    else the source address looked up in `sources_map` ("CIDR region" lines), else
+    `default`."""
+
+    regions: tuple[str, ...]
+    default: str
+    header: str
+    sources_map: str
+
+
+def sources_map(text: str, regions: tuple[str, ...]) -> str:
+    """A map of client addresses to regions, from "CIDR region" lines ("#" starts a comment),
+    checked: a ValueError names the first bad line."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        try:
+            if len(words) != 2:
+                raise ValueError("expected 'CIDR region'")
+            network, region = ipaddress.ip_network(words[0], strict=False), words[1].lower()
+            if region not in regions:
+                raise ValueError(f"unknown region {region!r}")
+        except ValueError as e:
+            raise ValueError(f"line {n}: {e}") from None
+        out.append(f"{network} {region}\n")
+    return "".join(out)
 
 
 def server_line(name: str, address: str, port: int, http2: bool) -> str:
@@ -121,12 +155,14 @@ def render_edge(
     port: int,
     backends: list[tuple[Backend, list[str]]],
     map_file: str,
+    client: ClientRegion,
     stats_socket: str,
     user: str | None = None,
 ) -> str:
     """The edge's whole configuration: the frontend on HOST:PORT, and each backend with its
     servers (`server_line`s)."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
+    by_source = f"src,map_ip({client.sources_map},{client.default})"
     pools = "".join(
         f"""
 backend {b.name}
@@ -164,7 +200,11 @@ frontend edge
     http-request disable-l7-retry unless {{ method GET HEAD OPTIONS PUT DELETE }}
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     http-request set-header X-Forwarded-Proto http
+    acl region_asked req.hdr({client.header}),lower -m str {" ".join(client.regions)}
+    http-request set-var(txn.region) req.hdr({client.header}),lower if region_asked
+    http-request set-var(txn.region) {by_source} unless region_asked
     http-request set-var(txn.path) path
+    http-request set-var(txn.where) {WHERE}
     http-request set-var(txn.route) {ROUTE_KEY},map_beg({map_file})
     use_backend %[var(txn.route)] if {{ var(txn.route) -m found }}
     default_backend no_app
