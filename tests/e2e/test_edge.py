@@ -1,8 +1,9 @@
 """The edge, end to end: `shoal up` with its node agent and its edge (HAProxy, driven through
 its runtime API), instances in real sandboxes answering through it.
 
-One app, two web services on its domain: `front` at `/`, `api` at `/api` (2 instances), and
-two more in other regions for the region tests. The platform runs node agents for Frankfurt
+One app, two web services on its domain: `front` at `/`, `api` at `/api` (2 instances), two
+more in other regions for the region tests, and two built from a local repository for the
+WebSocket and h2c tests. The platform runs node agents for Frankfurt
 and Washington; its edge is in Frankfurt. Each instance runs busybox httpd with a CGI script
 that prints the request as the instance got it (its environment: the path, the headers,
 which service, instance and region answered).
@@ -20,8 +21,10 @@ import httpx
 import pytest
 from tests.conftest import Shoal
 from tests.e2e.conftest import running_platform
+from tests.e2e.test_git_builds import commit
 from tests.e2e.test_service_lifecycle import until
 from tests.support.registry import BuildConfig, ImageBuilder, Registry, busybox_rootfs
+from websockets.sync.client import connect
 
 ECHO = """#!/bin/sh
 printf 'Content-Type: text/plain\\r\\n\\r\\n'
@@ -85,7 +88,8 @@ def edge_haproxy_pid(shoal: Shoal) -> int:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory):
-    yield from running_platform(tmp_path_factory.mktemp("edge") / "data", "--regions", "fra,was")
+    data = tmp_path_factory.mktemp("edge") / "data"
+    yield from running_platform(data, "--regions", "fra,was", "--local-git")
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +232,69 @@ def test_instances_come_and_go_without_a_reload(platform: Shoal, shop):
         until("three instances answering", three)
     # A new deployment's instances came in and the old ones left: servers only, no reload.
     assert edge_haproxy_pid(platform) == before
+
+
+APPS = Path(__file__).parent / "apps"
+
+
+@pytest.fixture(scope="module")
+def live(platform: Shoal, shop, tmp_path_factory):
+    """Two services of the shop built from one local repository and run on the node's stack:
+    `ws` at /ws (a WebSocket echo server), `h2` at /h2 (nginx speaking cleartext HTTP/2)."""
+    repo = tmp_path_factory.mktemp("live") / "repo"
+    commit(
+        repo,
+        {
+            "index.html": "live",  # a static site: no install step, the run command serves
+            "wsecho.py": (APPS / "wsecho.py").read_text(),
+            "nginx.conf": (APPS / "h2c-nginx.conf").read_text(),
+        },
+    )
+    nginx = "/usr/sbin/nginx -e stderr -p /tmp -c /workspace/nginx.conf -g 'daemon off;'"
+    with platform.client() as api:
+        made = {}
+        for name, protocol, command in (
+            ("ws", "http", "python3 wsecho.py"),
+            ("h2", "http2", nginx),
+        ):
+            definition = {
+                "name": name,
+                "type": "WEB",
+                "git": {"repository": str(repo), "branch": "main", "run_command": command},
+                "ports": [{"port": 8000, "protocol": protocol}],
+                "routes": [{"path": f"/{name}", "port": 8000}],
+                "regions": ["fra"],
+                "scalings": [{"min": 1, "max": 1}],
+            }
+            r = api.post("/v1/services", json={"app_id": shop["app_id"], "definition": definition})
+            assert r.status_code == 200, r.text
+            made[name] = r.json()["service"]["id"]
+        for name, svc_id in made.items():
+            until(
+                f"{name} healthy",
+                lambda i=svc_id: (
+                    api.get(f"/v1/services/{i}").json()["service"]["status"] == "HEALTHY"
+                ),
+            )
+    return made
+
+
+def test_websocket_upgrades_pass_through(platform: Shoal, shop, live):
+    host, port = platform.edge.removeprefix("http://").rsplit(":", 1)
+    until(  # the edge takes a new service's route soon after it is healthy
+        "ws through the edge",
+        lambda: get(platform, shop["domain"], "/ws/plain").text == "GET /plain HTTP/1.1\n",
+    )
+    sock = socket.create_connection((host, int(port)))
+    with connect(f"ws://{shop['domain']}/ws/chat", sock=sock, open_timeout=10) as ws:
+        for message in ("hello", "again", "x" * 90):  # each answered before the next is sent
+            ws.send(message)
+            assert ws.recv(timeout=10) == f"echo: {message}"
+
+
+def test_http2_ports_are_spoken_to_in_cleartext_http2(platform: Shoal, shop, live):
+    r = until(
+        "h2 through the edge",
+        lambda: (r := get(platform, shop["domain"], "/h2/some/page")).status_code == 200 and r,
+    )
+    assert r.text == "HTTP/2.0 /some/page\n"  # prefix stripped, over h2c
