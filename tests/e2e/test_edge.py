@@ -298,3 +298,31 @@ def test_http2_ports_are_spoken_to_in_cleartext_http2(platform: Shoal, shop, liv
         lambda: (r := get(platform, shop["domain"], "/h2/some/page")).status_code == 200 and r,
     )
     assert r.text == "HTTP/2.0 /some/page\n"  # prefix stripped, over h2c
+
+
+def test_request_metrics_per_instance(platform: Shoal, shop):
+    host, svc_id = shop["domain"], shop["front"]["id"]
+    for _ in range(20):
+        assert get(platform, host, "/index.html").status_code == 200
+    get(platform, host, "/missing")  # a 404 from the instance
+
+    def counted() -> dict[str, float] | None:
+        text = platform.client().get("/metrics").text
+        lines = [line for line in text.splitlines() if f'service_id="{svc_id}"' in line]
+        totals = {
+            code: float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith("shoal_http_requests_total")
+            for code in ("2xx", "4xx")
+            if f'code="{code}"' in line
+        }
+        return totals if totals.get("2xx", 0) >= 20 and totals.get("4xx", 0) >= 1 else None
+
+    until("the edge's counts in /metrics", counted)
+    with platform.client() as api:
+        params = {"service_id": svc_id, "name": "HTTP_THROUGHPUT", "step": "1m"}
+        [series] = api.get("/v1/streams/metrics", params=params).json()["metrics"]
+        assert sum(p["value"] for p in series["samples"]) * 60 >= 21
+        params["name"] = "HTTP_RESPONSE_TIME_MAX"
+        [series] = api.get("/v1/streams/metrics", params=params).json()["metrics"]
+        assert all(p["value"] >= 0 for p in series["samples"]) and series["samples"]

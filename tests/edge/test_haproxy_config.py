@@ -63,6 +63,7 @@ def test_prefix_stripping_rules():
         "/run/routes.map",
         REGIONS,
         "/run/edge.sock",
+        "/run/requests.sock",
     )
     assert "replace-path '^/api\\.v1/?(.*)$' '/\\1'" in cfg
     assert "server i1 10.0.0.1:9000 proto h2" in cfg
@@ -83,6 +84,7 @@ def test_haproxy_takes_both_configurations(tmp_path: Path):
         str(tmp_path / "routes.map"),
         ClientRegion(("fra", "was"), "fra", "X-Shoal-Region", str(tmp_path / "sources.map")),
         str(tmp_path / "edge.sock"),
+        str(tmp_path / "requests.sock"),
     )
     api = render(
         ApiFront("::1", 8130, str(tmp_path / "a.sock"), (str(tmp_path / "b.sock"),)),

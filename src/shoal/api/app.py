@@ -25,6 +25,7 @@ from shoal.api.routers import (
     git_webhooks,
     instance_exec,
     logs,
+    metrics,
     nodes,
     secrets,
     services,
@@ -59,6 +60,7 @@ def create_api(platform: Platform) -> ASGIApp:
         nodes.router,
         edge.router,
         logs.router,
+        metrics.router,
         instance_exec.router,
         instance_exec.internal,
     ):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from shoal.core.errors import FieldError, InvalidArgument, Unauthenticated
+from shoal.core.metrics import RequestMetrics
 from shoal.store import tenancy
 from shoal.store.db import Database
 from shoal.store.query import Page
@@ -89,6 +90,8 @@ class Platform:
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     agent_token_hash: str = ""  # SHA-256 of the token node agents present; empty: none may
     nodes: NodeSignals = field(default_factory=NodeSignals)
+    # The edge's request metrics: held by the API process the edge's writes reach.
+    metrics: RequestMetrics = field(default_factory=RequestMetrics)
     _org_names: dict[str, str] = field(default_factory=dict)
 
     def org_name(self, org_id: str) -> str:

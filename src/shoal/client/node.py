@@ -11,6 +11,7 @@ from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.streams import ws_url
 from shoal.core.assignment import AssignmentList, NodeHello, NodeReply, ReportBatch
 from shoal.core.edge import EdgeTable
+from shoal.core.metrics import RequestSample
 
 
 class NodeClient:
@@ -66,6 +67,11 @@ class NodeClient:
             timeout=wait_s + 30,
         )
         return EdgeTable.model_validate(r.json()), r.headers.get("etag", "")
+
+    async def edge_metrics(self, samples: list[RequestSample]) -> None:
+        """The edge's request metrics of its last window."""
+        body = [s.model_dump(mode="json") for s in samples]
+        await self._call("POST", "/internal/v1/edge/metrics", json=body)
 
     async def archive(self, node_id: str, archive_id: str) -> bytes:
         """An uploaded archive a build of the node needs."""

@@ -10,11 +10,15 @@ socket, the old one finishes what it was serving.
 
 Which region's pool serves a client is an entry of the route map; when a region's pool
 empties or fills, the entries change through the runtime API too (`set map`).
+
+Every second, what HAProxy logged of the requests it proxied goes to the control plane as
+request metrics, one sample per instance (request_log.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import grp
 import logging
 import os
 import signal
@@ -25,7 +29,8 @@ from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
 from shoal.core.catalog import KNOWN_REGIONS
 from shoal.core.edge import EdgeTable, choices, layout, server_changes
-from shoal.edge import haproxy
+from shoal.core.metrics import RequestSample, Tally
+from shoal.edge import haproxy, request_log
 from shoal.edge.haproxy_config import (
     Backend,
     ClientRegion,
@@ -43,6 +48,7 @@ RETRY_S = 1.0
 DRAIN_S = 60.0  # at most this long for a leaving instance's requests to finish
 REAP_S = 0.5  # how often draining servers are looked at
 RELOAD_S = 10.0  # for a reloaded HAProxy to take over
+METRICS_S = 1.0  # how often request metrics are sent
 
 
 class Edge:
@@ -66,6 +72,7 @@ class Edge:
         self._host, self._port, self._user = host, port, user
         self._config = run_dir / "edge.cfg"
         self._map = run_dir / "routes.map"
+        self._request_log = run_dir / "requests.sock"
         self._regions = ClientRegion(
             tuple(KNOWN_REGIONS), region, region_header, str(run_dir / "sources.map")
         )
@@ -84,13 +91,49 @@ class Edge:
     async def run(self) -> None:
         self._write(self._applied)
         await asyncio.to_thread(haproxy.check, self._binary, self._config)
-        tasks = [asyncio.create_task(self._haproxy.run()), asyncio.create_task(self._reap())]
+        group = grp.getgrnam(self._user).gr_gid if self._user else None
+        transport, requests = await request_log.listen(self._request_log, group)
+        tasks = [
+            asyncio.create_task(self._haproxy.run()),
+            asyncio.create_task(self._reap()),
+            asyncio.create_task(self._report(requests)),
+        ]
         try:
             await self._follow()
         finally:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            transport.close()
+
+    async def _report(self, requests: request_log.RequestLog) -> None:
+        """Send what was counted, every METRICS_S (a window the API cannot take is lost)."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(METRICS_S)
+            now = time.monotonic()
+            samples = self.samples(requests.take(), time.time(), now - last)
+            last = now
+            if not samples:
+                continue
+            try:
+                await self._client.edge_metrics(samples)
+            except (ApiUnreachable, ApiError) as e:
+                log.warning("request metrics: %s", e)
+
+    def samples(
+        self, tallies: dict[tuple[str, str | None], Tally], at: float, seconds: float
+    ) -> list[RequestSample]:
+        """The samples of one window, for the backends of the routes applied (requests to no
+        app are nobody's)."""
+        services = {
+            r.backend(region): r.service_id for r in self._applied.routes for region in r.pools()
+        }
+        return [
+            tally.sample(services[backend], server, at, seconds)
+            for (backend, server), tally in tallies.items()
+            if backend in services
+        ]
 
     async def _follow(self) -> None:
         etag = ""
@@ -224,6 +267,7 @@ class Edge:
             str(self._map),
             self._regions,
             str(self._api.socket),
+            str(self._request_log),
             self._user,
         )
         _replace(self._config, config)

@@ -2,7 +2,8 @@
 
 The API front spreads reads over every API process and sends the rest to the primary one,
 the process that also runs the control loops: writes wake those loops in memory, and the
-agents' long polls and the exec and log WebSockets meet state that lives in that process.
+agents' long polls, the exec and log WebSockets and the request metrics meet state that
+lives in that process.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+
+from shoal.edge.request_log import LOG_FORMAT
 
 # Under the open-files limit of a default shell (HAProxy refuses more than it can open).
 MAXCONN = 4000
@@ -50,6 +53,7 @@ frontend api
     bind {front.host}:{front.port}
     acl read method GET HEAD
     acl stateful path_beg /internal/ /v1/streams/
+    acl stateful path /metrics
     use_backend api_primary if !read || stateful
     default_backend api_reads
 
@@ -157,10 +161,12 @@ def render_edge(
     map_file: str,
     client: ClientRegion,
     stats_socket: str,
+    request_log: str,
     user: str | None = None,
 ) -> str:
     """The edge's whole configuration: the frontend on HOST:PORT, and each backend with its
-    servers (`server_line`s)."""
+    servers (`server_line`s). Each request is logged to the Unix datagram socket
+    `request_log`, in request_log.LOG_FORMAT."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
     by_source = f"src,map_ip({client.sources_map},{client.default})"
     pools = "".join(
@@ -176,9 +182,13 @@ global
     maxconn {MAXCONN}
     stats socket {stats_socket} mode 600 level admin expose-fd listeners
     hard-stop-after 5m
+    log unix@{request_log} len 512 format raw local0
 {identity}
 defaults
     mode http
+    log global
+    log-format {_quote(LOG_FORMAT)}
+    option dontlognull
     option forwardfor
     retries 3
     option redispatch

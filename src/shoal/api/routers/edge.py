@@ -1,8 +1,9 @@
-"""/internal/v1/edge/routes: the route table the edge keeps its data plane in step with.
+"""/internal/v1/edge: the route table the edge keeps its data plane in step with, and the
+request metrics it sends back.
 
 shoal's own protocol, for the platform's edge (with the agent token), left out of
-/openapi.json. A long poll: the answer is held while the table still matches the `known`
-fingerprint (its ETag), looked at again every POLL_S.
+/openapi.json. The table is a long poll: the answer is held while the table still matches
+the `known` fingerprint (its ETag), looked at again every POLL_S.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from shoal.api.deps import Platform, node_agent, platform
 from shoal.api.routers.nodes import MAX_WAIT_S
 from shoal.core.edge import EdgeTable
+from shoal.core.metrics import RequestSample
 from shoal.store import edge
 
 router = APIRouter(
     prefix="/internal/v1/edge", dependencies=[Depends(node_agent)], include_in_schema=False
 )
 POLL_S = 0.5
+MAX_SAMPLES = 100_000  # of one window: an instance each
 
 
 def _table(p: Platform) -> EdgeTable:
@@ -47,3 +50,12 @@ async def routes(
         await asyncio.sleep(min(POLL_S, left))
     response.headers["ETag"] = fingerprint
     return table
+
+
+@router.post("/metrics", operation_id="EdgeMetrics", status_code=204)
+async def metrics(
+    samples: list[RequestSample] = Body(..., max_length=MAX_SAMPLES),
+    p: Platform = Depends(platform),
+) -> Response:
+    p.metrics.add(samples, time.time())
+    return Response(status_code=204)

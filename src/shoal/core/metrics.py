@@ -1,0 +1,177 @@
+"""Request metrics (pure): what the edge counts for each instance, second by second, and the
+platform's memory of it, which the API and the autoscaler read.
+
+The edge tallies each request its data plane logs (`Tally`) and sends a `RequestSample` per
+instance and window. Concurrency is Little's law over the window: the time requests spent
+in flight, divided by the window's length (Knative's "average concurrency"). Response
+times are to the response's headers; quantiles are nearest-rank over the window's requests.
+A service's requests that no instance could answer (503 from the edge) carry no instance.
+
+`RequestMetrics` keeps each instance's samples for RETENTION_S and answers queries over
+them; time always comes in as a parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+RETENTION_S = 3600.0
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+class RequestSample(BaseModel):
+    service_id: str
+    instance_id: str | None = None  # None: answered by the edge (no instance could)
+    at: float  # end of the window, Unix seconds
+    seconds: float = Field(gt=0)  # the window's length
+    requests: int = Field(ge=0)
+    codes: dict[str, int] = {}  # "2xx" -> how many
+    busy_ms: float = Field(0, ge=0)  # the time its requests spent in flight, summed
+    response_ms: list[float] = []  # p50, p90, p99, max of the window (empty: none timed)
+
+    @property
+    def concurrent(self) -> float:
+        return self.busy_ms / 1000 / self.seconds
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def quantile(ordered: list[float], q: float) -> float:
+    """Nearest-rank quantile of an ascending list (not empty)."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+@dataclass
+class Tally:
+    """One instance's requests in the window being counted."""
+
+    requests: int = 0
+    codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    busy_ms: float = 0.0
+    response_ms: list[float] = field(default_factory=list)
+
+    def add(self, status: int, response_ms: float, active_ms: float) -> None:
+        """One request: its status, the time to its response's headers (< 0: it got
+        none) and its whole time in flight."""
+        self.requests += 1
+        self.codes[f"{status // 100}xx" if 100 <= status < 600 else "other"] += 1
+        self.busy_ms += max(active_ms, 0.0)
+        if response_ms >= 0:
+            self.response_ms.append(response_ms)
+
+    def sample(
+        self, service_id: str, instance_id: str | None, at: float, seconds: float
+    ) -> RequestSample:
+        times = sorted(self.response_ms)
+        return RequestSample(
+            service_id=service_id,
+            instance_id=instance_id,
+            at=at,
+            seconds=seconds,
+            requests=self.requests,
+            codes=dict(self.codes),
+            busy_ms=self.busy_ms,
+            response_ms=[quantile(times, q) for q in QUANTILES] + [times[-1]] if times else [],
+        )
+
+
+@dataclass(frozen=True)
+class Point:
+    at: float
+    value: float
+
+
+class RequestMetrics:
+    """Every instance's recent samples (RETENTION_S), and counters since the start."""
+
+    def __init__(self) -> None:
+        self._samples: dict[tuple[str, str | None], deque[RequestSample]] = {}
+        self._codes: dict[tuple[str, str | None], dict[str, int]] = {}
+
+    def add(self, samples: Iterable[RequestSample], now: float) -> None:
+        for s in samples:
+            key = (s.service_id, s.instance_id)
+            self._samples.setdefault(key, deque()).append(s)
+            codes = self._codes.setdefault(key, defaultdict(int))
+            for code, n in s.codes.items():
+                codes[code] += n
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        for key, kept in list(self._samples.items()):
+            while kept and kept[0].at < now - RETENTION_S:
+                kept.popleft()
+            if not kept:
+                del self._samples[key]
+
+    def forget(self, service_ids: set[str]) -> None:
+        """Drop deleted services."""
+        for store in (self._samples, self._codes):
+            for key in [k for k in store if k[0] in service_ids]:
+                del store[key]
+
+    def samples(
+        self, service_id: str, start: float, end: float, instance_id: str | None = None
+    ) -> dict[str | None, list[RequestSample]]:
+        """Instance id -> its samples whose window ended in (start, end]: of one instance, or
+        of all of a service's."""
+        out = {}
+        for (svc, inst), kept in self._samples.items():
+            if svc == service_id and (instance_id is None or inst == instance_id):
+                out[inst] = [s for s in kept if start < s.at <= end]
+        return {inst: found for inst, found in out.items() if found}
+
+    def totals(self, service_ids: set[str]) -> dict[tuple[str, str | None], dict[str, int]]:
+        """(service, instance) -> requests by status class since the platform started."""
+        return {k: dict(v) for k, v in self._codes.items() if k[0] in service_ids}
+
+
+def series(
+    samples: list[RequestSample], name: str, start: float, end: float, step: float
+) -> list[Point]:
+    """One metric over [start, end] in steps: each point is over the samples of its step.
+    THROUGHPUT is requests per second; response times are in ms, a step's quantile being
+    the request-weighted mean of its seconds' quantiles (and MAX their max); a step with no
+    request has no response time point."""
+    points = []
+    buckets = max(1, math.ceil((end - start) / step))
+    for n in range(buckets):
+        lo, hi = start + n * step, min(start + (n + 1) * step, end)
+        inside = [s for s in samples if lo < s.at <= hi]
+        value = _value(inside, name, hi - lo)
+        if value is not None:
+            points.append(Point(hi, value))
+    return points
+
+
+RESPONSE_TIMES = {
+    "HTTP_RESPONSE_TIME_50P": 0,
+    "HTTP_RESPONSE_TIME_90P": 1,
+    "HTTP_RESPONSE_TIME_99P": 2,
+    "HTTP_RESPONSE_TIME_MAX": 3,
+}
+
+
+def _value(inside: list[RequestSample], name: str, seconds: float) -> float | None:
+    if name == "HTTP_THROUGHPUT":
+        return sum(s.requests for s in inside) / seconds if seconds > 0 else 0.0
+    index = RESPONSE_TIMES[name]
+    if name == "HTTP_RESPONSE_TIME_MAX":
+        return max((s.response_ms[index] for s in inside if s.response_ms), default=None)
+    return weighted_response_ms(inside, index)
+
+
+def weighted_response_ms(samples: list[RequestSample], index: int) -> float | None:
+    """The request-weighted mean of the samples' `response_ms[index]` (None: none timed)."""
+    timed = [s for s in samples if s.response_ms]
+    weight = sum(s.requests for s in timed)
+    if not weight:
+        return None
+    return sum(s.response_ms[index] * s.requests for s in timed) / weight

@@ -1,0 +1,78 @@
+"""Request metrics (pure): the edge's tallies, the platform's memory of them, and series."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoal.core.metrics import RETENTION_S, RequestMetrics, RequestSample, Tally, quantile, series
+
+
+def test_quantiles_are_nearest_rank():
+    ordered = [float(n) for n in range(1, 101)]
+    assert [quantile(ordered, q) for q in (0.5, 0.9, 0.99, 1.0)] == [50, 90, 99, 100]
+    assert quantile([7.0], 0.99) == 7
+
+
+def test_a_tally_becomes_a_sample():
+    t = Tally()
+    for ms in range(1, 101):  # 100 requests of 1..100 ms to their headers, each 2 ms longer
+        t.add(200, float(ms), float(ms + 2))
+    t.add(503, -1, 5)  # no response from the instance: not timed, but counted
+    t.add(101, 3, 60_000)  # a WebSocket open for a minute
+    s = t.sample("svc", "i1", at=1000.0, seconds=2.0)
+    assert (s.requests, s.codes) == (102, {"2xx": 100, "5xx": 1, "1xx": 1})
+    assert s.response_ms == [50, 90, 99, 100]
+    assert s.rate == 51
+    # Little's law: (sum of 3..102 ms + 5 ms + 60 s) in flight over 2 s.
+    assert s.concurrent == pytest.approx((5250 + 5 + 60_000) / 1000 / 2)
+    assert Tally().sample("svc", None, 1.0, 1.0).response_ms == []
+
+
+def sample(at: float, requests: int, p50: float, inst: str | None = "i1", svc: str = "svc"):
+    return RequestSample(
+        service_id=svc,
+        instance_id=inst,
+        at=at,
+        seconds=1,
+        requests=requests,
+        codes={"2xx": requests},
+        busy_ms=requests * p50,
+        response_ms=[p50, p50 * 2, p50 * 3, p50 * 4] if requests else [],
+    )
+
+
+def test_the_platform_keeps_an_hour_and_counts_since_the_start():
+    m = RequestMetrics()
+    m.add([sample(100, 10, 5), sample(100, 4, 9, inst="i2"), sample(100, 3, 0, inst=None)], 100)
+    m.add([sample(101, 20, 7), sample(101, 1, 1, svc="other")], 101)
+    found = m.samples("svc", 0, 200)
+    assert sorted(found, key=str) == [None, "i1", "i2"]
+    assert [s.requests for s in found["i1"]] == [10, 20]
+    assert list(m.samples("svc", 100, 200, "i1")) == ["i1"]
+    assert m.samples("svc", 100.5, 200, "i1")["i1"][0].at == 101
+    assert m.samples("svc", 200, 300) == {}
+    # An hour later the samples are gone, the counters stay.
+    m.add([sample(101 + RETENTION_S + 1, 1, 1)], 101 + RETENTION_S + 1)
+    assert [s.requests for s in m.samples("svc", 0, 10_000)["i1"]] == [1]
+    assert m.totals({"svc"}) == {
+        ("svc", "i1"): {"2xx": 31},
+        ("svc", "i2"): {"2xx": 4},
+        ("svc", None): {"2xx": 3},
+    }
+    m.forget({"svc"})
+    assert m.totals({"svc"}) == {} and m.samples("svc", 0, 10_000) == {}
+    assert m.totals({"other"}) == {("other", "i1"): {"2xx": 1}}
+
+
+def test_series_in_steps():
+    samples = [sample(101, 10, 5), sample(102, 30, 10), sample(111, 5, 2)]
+    assert [(p.at, p.value) for p in series(samples, "HTTP_THROUGHPUT", 100, 120, 10)] == [
+        (110, 4.0),
+        (120, 0.5),
+    ]
+    p50 = series(samples, "HTTP_RESPONSE_TIME_50P", 100, 120, 10)
+    assert [p.value for p in p50] == [(10 * 5 + 30 * 10) / 40, 2]  # weighted by requests
+    assert [p.value for p in series(samples, "HTTP_RESPONSE_TIME_MAX", 100, 120, 10)] == [40, 8]
+    # No request in a step: throughput 0, no response time.
+    assert [p.value for p in series(samples, "HTTP_THROUGHPUT", 120, 130, 5)] == [0, 0]
+    assert series(samples, "HTTP_RESPONSE_TIME_99P", 120, 130, 5) == []
