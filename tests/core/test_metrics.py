@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
-from shoal.core.metrics import RETENTION_S, RequestMetrics, RequestSample, Tally, quantile, series
+from shoal.core.metrics import (
+    RETENTION_S,
+    RequestMetrics,
+    RequestSample,
+    quantile,
+    response_quantiles,
+    series,
+)
 
 
 def test_quantiles_are_nearest_rank():
@@ -13,19 +18,14 @@ def test_quantiles_are_nearest_rank():
     assert quantile([7.0], 0.99) == 7
 
 
-def test_a_tally_becomes_a_sample():
-    t = Tally()
-    for ms in range(1, 101):  # 100 requests of 1..100 ms to their headers, each 2 ms longer
-        t.add(200, float(ms), float(ms + 2))
-    t.add(503, -1, 5)  # no response from the instance: not timed, but counted
-    t.add(101, 3, 60_000)  # a WebSocket open for a minute
-    s = t.sample("svc", "i1", at=1000.0, seconds=2.0)
-    assert (s.requests, s.codes) == (102, {"2xx": 100, "5xx": 1, "1xx": 1})
-    assert s.response_ms == [50, 90, 99, 100]
-    assert s.rate == 51
-    # Little's law: (sum of 3..102 ms + 5 ms + 60 s) in flight over 2 s.
-    assert s.concurrent == pytest.approx((5250 + 5 + 60_000) / 1000 / 2)
-    assert Tally().sample("svc", None, 1.0, 1.0).response_ms == []
+def test_response_quantiles():
+    assert response_quantiles([float(n) for n in range(100, 0, -1)]) == [50, 90, 99, 100]
+    assert response_quantiles([]) == []
+
+
+def test_a_sample_gives_rate_and_concurrency():
+    s = RequestSample(service_id="svc", at=10, seconds=2, requests=100, busy_ms=5000)
+    assert (s.rate, s.concurrent) == (50, 2.5)  # Little's law: 5 s in flight over 2 s
 
 
 def sample(at: float, requests: int, p50: float, inst: str | None = "i1", svc: str = "svc"):

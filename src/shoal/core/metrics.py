@@ -1,11 +1,12 @@
 """Request metrics (pure): what the edge counts for each instance, second by second, and the
 platform's memory of it, which the API and the autoscaler read.
 
-The edge tallies each request its data plane logs (`Tally`) and sends a `RequestSample` per
-instance and window. Concurrency is Little's law over the window: the time requests spent
-in flight, divided by the window's length (Knative's "average concurrency"). Response
-times are to the response's headers; quantiles are nearest-rank over the window's requests.
-A service's requests that no instance could answer (503 from the edge) carry no instance.
+The edge sends a `RequestSample` per instance and window: its responses by status class,
+the time they spent in flight, and response-time quantiles. Concurrency is Little's law
+over the window: the time requests spent in flight, divided by the window's length
+(Knative's "average concurrency"). Response times are to the response's headers; quantiles
+are nearest-rank over the requests timed in the window. A service's requests that no
+instance could answer (503 from the edge) carry no instance.
 
 `RequestMetrics` keeps each instance's samples for RETENTION_S and answers queries over
 them; time always comes in as a parameter.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
@@ -48,38 +49,10 @@ def quantile(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-@dataclass
-class Tally:
-    """One instance's requests in the window being counted."""
-
-    requests: int = 0
-    codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    busy_ms: float = 0.0
-    response_ms: list[float] = field(default_factory=list)
-
-    def add(self, status: int, response_ms: float, active_ms: float) -> None:
-        """One request: its status, the time to its response's headers (< 0: it got
-        none) and its whole time in flight."""
-        self.requests += 1
-        self.codes[f"{status // 100}xx" if 100 <= status < 600 else "other"] += 1
-        self.busy_ms += max(active_ms, 0.0)
-        if response_ms >= 0:
-            self.response_ms.append(response_ms)
-
-    def sample(
-        self, service_id: str, instance_id: str | None, at: float, seconds: float
-    ) -> RequestSample:
-        times = sorted(self.response_ms)
-        return RequestSample(
-            service_id=service_id,
-            instance_id=instance_id,
-            at=at,
-            seconds=seconds,
-            requests=self.requests,
-            codes=dict(self.codes),
-            busy_ms=self.busy_ms,
-            response_ms=[quantile(times, q) for q in QUANTILES] + [times[-1]] if times else [],
-        )
+def response_quantiles(times: list[float]) -> list[float]:
+    """p50, p90, p99 and max of response times (empty: none)."""
+    ordered = sorted(times)
+    return [quantile(ordered, q) for q in QUANTILES] + [ordered[-1]] if ordered else []
 
 
 @dataclass(frozen=True)

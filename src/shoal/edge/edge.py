@@ -11,8 +11,9 @@ socket, the old one finishes what it was serving.
 Which region's pool serves a client is an entry of the route map; when a region's pool
 empties or fills, the entries change through the runtime API too (`set map`).
 
-Every second, what HAProxy logged of the requests it proxied goes to the control plane as
-request metrics, one sample per instance (request_log.py).
+Every second, what each instance answered goes to the control plane as request metrics:
+counts and time in flight from HAProxy's counters (stats.py), response times from the
+requests it logs (request_log.py).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
 from shoal.core.catalog import KNOWN_REGIONS
 from shoal.core.edge import EdgeTable, choices, layout, server_changes
-from shoal.core.metrics import RequestSample, Tally
-from shoal.edge import haproxy, request_log
+from shoal.core.metrics import RequestSample, response_quantiles
+from shoal.edge import haproxy, request_log, stats
 from shoal.edge.haproxy_config import (
     Backend,
     ClientRegion,
@@ -107,12 +108,25 @@ class Edge:
             transport.close()
 
     async def _report(self, requests: request_log.RequestLog) -> None:
-        """Send what was counted, every METRICS_S (a window the API cannot take is lost)."""
-        last = time.monotonic()
+        """Send what each server answered, every METRICS_S, from HAProxy's counters and the
+        response times it logged (a window the API cannot take is lost)."""
+        last, pid = time.monotonic(), None
+        counted: dict[tuple[str, str], stats.Counters] = {}
         while True:
             await asyncio.sleep(METRICS_S)
+            try:
+                now_pid = await self._api.pid()
+                now_counted = stats.parse(await self._api.command("show stat -1 6 -1"))
+            except OSError as e:  # HAProxy (re)starting: count from its next counters
+                log.info("request metrics: %s", e)
+                counted = {}
+                continue
+            if now_pid != pid:  # a new worker counts from zero
+                counted = {}
+            answered = stats.window(counted, now_counted)
+            counted, pid = now_counted, now_pid
             now = time.monotonic()
-            samples = self.samples(requests.take(), time.time(), now - last)
+            samples = self.samples(answered, requests.take(), time.time(), now - last)
             last = now
             if not samples:
                 continue
@@ -122,7 +136,11 @@ class Edge:
                 log.warning("request metrics: %s", e)
 
     def samples(
-        self, tallies: dict[tuple[str, str | None], Tally], at: float, seconds: float
+        self,
+        answered: dict[tuple[str, str | None], stats.Answered],
+        times: dict[tuple[str, str], list[float]],
+        at: float,
+        seconds: float,
     ) -> list[RequestSample]:
         """The samples of one window, for the backends of the routes applied (requests to no
         app are nobody's)."""
@@ -130,8 +148,17 @@ class Edge:
             r.backend(region): r.service_id for r in self._applied.routes for region in r.pools()
         }
         return [
-            tally.sample(services[backend], server, at, seconds)
-            for (backend, server), tally in tallies.items()
+            RequestSample(
+                service_id=services[backend],
+                instance_id=server,
+                at=at,
+                seconds=seconds,
+                requests=a.requests,
+                codes=a.codes,
+                busy_ms=a.busy_ms,
+                response_ms=response_quantiles(times.get((backend, server or ""), [])),
+            )
+            for (backend, server), a in answered.items()
             if backend in services
         ]
 

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from shoal.edge.request_log import LOG_FORMAT
+from shoal.edge.request_log import LOG_FORMAT, LOG_SAMPLE
 
 # Under the open-files limit of a default shell (HAProxy refuses more than it can open).
 MAXCONN = 4000
@@ -165,8 +165,8 @@ def render_edge(
     user: str | None = None,
 ) -> str:
     """The edge's whole configuration: the frontend on HOST:PORT, and each backend with its
-    servers (`server_line`s). Each request is logged to the Unix datagram socket
-    `request_log`, in request_log.LOG_FORMAT."""
+    servers (`server_line`s). One request in LOG_SAMPLE is logged to the Unix datagram
+    socket `request_log`, in request_log.LOG_FORMAT."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
     by_source = f"src,map_ip({client.sources_map},{client.default})"
     pools = "".join(
@@ -182,7 +182,7 @@ global
     maxconn {MAXCONN}
     stats socket {stats_socket} mode 600 level admin expose-fd listeners
     hard-stop-after 5m
-    log unix@{request_log} len 512 format raw local0
+    log unix@{request_log} len 512 format raw sample 1:{LOG_SAMPLE} local0
 {identity}
 defaults
     mode http

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from shoal.edge import stats
+
 # What HAProxy answers to a change that worked (nothing, for most).
 DONE = ("", "New server registered.", "Server deleted.")
 
@@ -46,14 +48,6 @@ class RuntimeApi:
         return None
 
     async def connections(self, backend: str, server: str) -> int:
-        """Connections a server still serves (current sessions, from `show stat`)."""
-        stat = await self.command("show stat")
-        lines = stat.splitlines()
-        if not lines:
-            return 0
-        head = lines[0].lstrip("# ").split(",")
-        for row in lines[1:]:
-            cells = dict(zip(head, row.split(","), strict=False))
-            if cells.get("pxname") == backend and cells.get("svname") == server:
-                return int(cells.get("scur") or 0)
-        return 0
+        """Requests a server still serves (current sessions, from `show stat`)."""
+        found = stats.parse(await self.command("show stat")).get((backend, server))
+        return found.current if found else 0

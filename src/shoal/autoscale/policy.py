@@ -1,0 +1,167 @@
+"""How many instances one region of a service should run: a pure decision from the load the
+edge observed, the instances ready, the time and the last decision (stored, so that a
+restarted control plane carries on where it was).
+
+Knative's KPA, made quicker to react:
+
+- The stable window (STABLE_S, 60 s) averages the load; its desired count is the total load
+  over the target per instance, for each target set (the largest wins). Load that stops
+  lowers that average second by second, so the count comes down step by step, never up and
+  down again.
+- The panic window (PANIC_S, 6 s) catches bursts: when its desired count reaches
+  PANIC_RATIO (200 %) of the instances ready, the service panics: it scales up to that
+  count at once and does not scale down until a stable window has passed without a burst.
+  To see a step of load within a second or two rather than once the 6 s have filled, the
+  panic window's load is the larger of its own average and that of its last BURST_S.
+
+Targets: `concurrent_requests` and `requests_per_second` are per instance; for
+`requests_response_time` (a quantile in ms), the count grows in proportion to how far the
+observed quantile is over the target. `average_cpu` and `average_mem` are not measured yet:
+such a target alone keeps the count at `min`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+STABLE_S = 60.0
+PANIC_S = 6.0
+BURST_S = 2.0
+PANIC_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class Targets:
+    concurrent_requests: float | None = None
+    requests_per_second: float | None = None
+    response_time_ms: float | None = None
+    response_quantile: int = 95
+
+    @classmethod
+    def of(cls, targets: list[dict[str, Any]]) -> Targets:
+        """From a regional scaling's `targets` (zero or absent: not set)."""
+        found: dict[str, Any] = {}
+        for t in targets:
+            for name in ("concurrent_requests", "requests_per_second"):
+                if (t.get(name) or {}).get("value"):
+                    found[name] = float(t[name]["value"])
+            rt = t.get("requests_response_time") or {}
+            if rt.get("value"):
+                found["response_time_ms"] = float(rt["value"])
+                found["response_quantile"] = int(rt.get("quantile") or 95)
+        return cls(**found)
+
+    @property
+    def any(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.concurrent_requests, self.requests_per_second, self.response_time_ms)
+        )
+
+
+@dataclass(frozen=True)
+class Second:
+    """The region's load in one second, all its instances together."""
+
+    at: float  # the second's end
+    requests: int
+    busy_s: float  # the time its requests spent in flight
+    response_ms: float | None = None  # the targeted quantile (None: no timed request)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The last decision: what was wanted, since when, and the last burst seen."""
+
+    replicas: int
+    changed_at: float = 0.0
+    panic_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    replicas: int
+    panic_at: float | None
+    reason: str  # why the count changed ("" when it did not)
+
+
+def decide(
+    low: int,
+    high: int,
+    targets: Targets,
+    load: list[Second],
+    ready: int,
+    last: Scale,
+    now: float,
+    stable_s: float = STABLE_S,
+) -> Decision:
+    """The count for one region: within [max(low, 1), high] (sleeping, the count 0, is
+    decided elsewhere)."""
+    floor, ceiling = max(low, 1), max(high, low, 1)
+    if not targets.any or floor == ceiling:
+        return Decision(floor, None, _why(last.replicas, floor, "static scaling"))
+    stable, why_stable = _desired(targets, load, now, stable_s, ready)
+    burst, why_burst = max(
+        _desired(targets, load, now, PANIC_S, ready), _desired(targets, load, now, BURST_S, ready)
+    )
+    panic_at = last.panic_at
+    if burst >= PANIC_RATIO * max(ready, 1) and burst > last.replicas:
+        panic_at = now
+    if panic_at is not None and now - panic_at >= stable_s:
+        panic_at = None
+    if panic_at is not None:  # never down in a panic
+        wanted, why = max(burst, last.replicas), f"burst: {why_burst}"
+    else:
+        wanted, why = stable, why_stable
+    replicas = min(max(wanted, floor), ceiling)
+    if replicas == last.replicas:
+        return Decision(replicas, panic_at, "")
+    if wanted > ceiling:
+        why += f"; held at max {ceiling}"
+    elif wanted < floor:
+        why += f"; held at min {floor}"
+    return Decision(replicas, panic_at, why)
+
+
+def _desired(
+    targets: Targets, load: list[Second], now: float, window: float, ready: int
+) -> tuple[int, str]:
+    """The count the load of the last `window` seconds asks for, and why."""
+    inside = [s for s in load if now - window < s.at <= now]
+    options = [(0, "no load")]
+    if targets.concurrent_requests:
+        busy = sum(s.busy_s for s in inside) / window
+        options.append(
+            _per_instance("concurrent requests", busy, targets.concurrent_requests, ready)
+        )
+    if targets.requests_per_second:
+        rate = sum(s.requests for s in inside) / window
+        options.append(
+            _per_instance("requests per second", rate, targets.requests_per_second, ready)
+        )
+    timed = [s for s in inside if s.response_ms is not None and s.requests]
+    if targets.response_time_ms and timed:
+        weight = sum(s.requests for s in timed)
+        ms = sum((s.response_ms or 0) * s.requests for s in timed) / weight
+        count = max(ready, 1)
+        needed = math.ceil(count * ms / targets.response_time_ms - 1e-9)
+        word = ">" if ms > targets.response_time_ms else "<="
+        name = f"p{targets.response_quantile} response time"
+        options.append(
+            (needed, f"{name} {ms:.0f} ms {word} target {targets.response_time_ms:g} ms")
+        )
+    return max(options, key=lambda o: o[0])
+
+
+def _per_instance(name: str, observed: float, target: float, ready: int) -> tuple[int, str]:
+    """E.g. "concurrent requests 48.0 > target 20 x 2 instances"."""
+    needed = math.ceil(observed / target - 1e-9)
+    word = ">" if observed > target * ready else "<="
+    plural = "instance" if ready == 1 else "instances"
+    return needed, f"{name} {observed:.1f} {word} target {target:g} x {ready} {plural}"
+
+
+def _why(before: int, after: int, reason: str) -> str:
+    return reason if before != after else ""
