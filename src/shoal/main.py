@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from shoal.autoscale.policy import STABLE_S
 from shoal.cli.main import app as cli
 from shoal.core.catalog import DEFAULT_REGIONS, KNOWN_REGIONS
 
@@ -72,11 +73,11 @@ def _server(config: uvicorn.Config) -> uvicorn.Server:
 
 
 def _request_exit(
-    server: uvicorn.Server, sig: signal.Signals, first: list[asyncio.Task[None]] | None = None
+    server: uvicorn.Server, why: str, first: list[asyncio.Task[None]] | None = None
 ) -> None:
     """Stop the API server, once the `first` tasks (its children: their long polls would hold
     the server's stop) are over."""
-    log.info("%s: stopping", sig.name)
+    log.info("%s: stopping", why)
 
     async def stop() -> None:
         for t in first or ():
@@ -88,6 +89,17 @@ def _request_exit(
 
 
 _stopping: set[asyncio.Task[None]] = set()  # a task the loop holds weakly must be held here
+
+
+def _failed(
+    task: asyncio.Task[None], server: uvicorn.Server, kids: list[asyncio.Task[None]]
+) -> None:
+    """A control loop ended other than by cancellation: say why and stop the platform (a
+    supervisor starts it again), rather than serve on with nothing acting on what it says."""
+    if task.cancelled():
+        return
+    log.critical("%s failed", task.get_name(), exc_info=task.exception())
+    _request_exit(server, f"{task.get_name()} failed", kids)
 
 
 def prepare(data_dir: Path, database_url: str | None, org_name: str) -> Database:
@@ -153,6 +165,13 @@ def up(
         help="Seconds between two looks at each tracked git branch (deploy on push without "
         "a webhook).",
     ),
+    autoscale_window: float = typer.Option(
+        STABLE_S,
+        envvar="SHOAL_AUTOSCALE_WINDOW",
+        min=6.0,
+        help="Seconds of load the autoscaler averages (its stable window); a burst is seen "
+        "within a second or two whatever this is.",
+    ),
     api_processes: int = typer.Option(
         DEFAULT_API_PROCESSES,
         envvar="SHOAL_API_PROCESSES",
@@ -164,6 +183,7 @@ def up(
 ) -> None:
     """Run the platform in the foreground (Ctrl-C stops it cleanly; instances keep running
     and are adopted by the agents at the next start)."""
+    from shoal.control.autoscaler import Autoscaler
     from shoal.control.git_watch import GitWatch
     from shoal.control.reconciler import Reconciler
     from shoal.supervise import Supervised
@@ -212,11 +232,19 @@ def up(
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         git_watch = GitWatch(db, reconciler.hint, git_poll_interval)
-        tasks = [asyncio.create_task(reconciler.run()), asyncio.create_task(git_watch.run())]
+        scaler = Autoscaler(db, platform.metrics, reconciler.hint, autoscale_window)
+        tasks = [
+            asyncio.create_task(reconciler.run(), name="the control loop"),
+            asyncio.create_task(git_watch.run(), name="the git watch"),
+            asyncio.create_task(scaler.run(), name="the autoscaler"),
+        ]
         kids = [asyncio.create_task(child.run(ready)) for child, ready in children]
         tasks += kids
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _request_exit, server, sig, kids)
+            loop.add_signal_handler(sig, _request_exit, server, sig.name, kids)
+        loops = tasks[:3]
+        for loop_task in loops:  # they run until cancelled: an end is a failure
+            loop_task.add_done_callback(lambda t: _failed(t, server, kids))
         try:
             await server.serve()
         finally:
@@ -227,6 +255,8 @@ def up(
             if front is not None:
                 shutil.rmtree(front.run_dir, ignore_errors=True)
         log.info("stopped")
+        if any(not t.cancelled() and t.exception() for t in loops):
+            raise SystemExit(1)
 
     _run(serve())
 
@@ -249,7 +279,7 @@ def api_reader(
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _request_exit, server, sig)
+            loop.add_signal_handler(sig, _request_exit, server, sig.name)
         try:
             await server.serve()
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shoal.autoscale.policy import STABLE_S, Decision, Scale, Second, Targets, decide
+from shoal.autoscale.policy import STABLE_S, Decision, Scale, Scaling, Second, Targets, decide
 
 CONCURRENCY_2 = Targets(concurrent_requests=2)
 
@@ -18,7 +18,7 @@ def run(load: list[Second], start: int, end: int, high: int, ready_lag: int = 3)
     last, counts, asked = Scale(1), [], [(0, 1)]
     for now in range(start, end + 1):
         ready = max(n for t, n in asked if t <= now - ready_lag) if now >= ready_lag else 1
-        d = decide(1, high, CONCURRENCY_2, load, ready, last, float(now))
+        d = decide(Scaling(1, high, CONCURRENCY_2), load, ready, last, float(now))
         if d.replicas != last.replicas:
             asked.append((now, d.replicas))
             assert d.reason
@@ -45,44 +45,55 @@ def test_a_step_of_load_scales_up_within_seconds_and_down_after_it_stops_without
 def test_never_more_than_max_and_never_less_than_one():
     counts = run(steady(100, 200, 100), 90, 250, high=3)
     assert max(counts) == 3 and min(counts) == 1
-    d = decide(1, 3, CONCURRENCY_2, steady(0, 60, 100), 3, Scale(1), 60)
+    d = decide(Scaling(1, 3, CONCURRENCY_2), steady(0, 60, 100), 3, Scale(1), 60)
     assert d.replicas == 3 and "held at max 3" in d.reason
-    assert decide(0, 3, CONCURRENCY_2, [], 1, Scale(1), 60).replicas == 1  # sleep: not here
+    assert (
+        decide(Scaling(0, 3, CONCURRENCY_2), [], 1, Scale(1), 60).replicas == 1
+    )  # sleep: not here
 
 
 def test_a_burst_panics_and_nothing_comes_down_during_the_panic():
     # A steady 2 in flight (1 instance), then a burst of 20 for 3 s.
     load = steady(0, 100, 2) + steady(100, 103, 20)
-    d = decide(1, 20, CONCURRENCY_2, load, 1, Scale(1), 101)
+    d = decide(Scaling(1, 20, CONCURRENCY_2), load, 1, Scale(1), 101)
     assert d.replicas == 6 and d.panic_at == 101  # (2 + 20) / 2 s / 2 per instance
     assert d.reason.startswith("burst: concurrent requests 11.0 > target 2 x 1 instance")
-    later = decide(1, 20, CONCURRENCY_2, load, 6, Scale(6, 101, 101), 110)
+    later = decide(Scaling(1, 20, CONCURRENCY_2), load, 6, Scale(6, 101, 101), 110)
     assert later.replicas == 6 and later.panic_at == 101  # the burst is over: still 6
-    after = decide(1, 20, CONCURRENCY_2, load, 6, Scale(6, 101, 101), 101 + STABLE_S)
+    after = decide(Scaling(1, 20, CONCURRENCY_2), load, 6, Scale(6, 101, 101), 101 + STABLE_S)
     assert after.panic_at is None and after.replicas < 6
 
 
-def test_the_decision_is_the_same_after_a_restart():
-    load = steady(0, 30, 8)
-    last = Scale(3, 20.0, 25.0)
-    assert decide(1, 5, CONCURRENCY_2, load, 3, last, 30) == decide(
-        1, 5, CONCURRENCY_2, load, 3, last, 30
-    )
+def test_a_restarted_control_plane_carries_on_from_the_stored_decision():
+    """The last burst is stored with the count: after a restart mid-panic the count holds,
+    as it would have without the restart."""
+    load = steady(0, 22, 8)  # a burst that ended at t=22
+    scaling = Scaling(1, 5, CONCURRENCY_2)
+    stored = Scale(4, 20.0, panic_at=21.0)
+    assert decide(scaling, load, 4, stored, 30).replicas == 4
+    forgotten = Scale(4, 20.0, panic_at=None)
+    assert decide(scaling, load, 4, forgotten, 30).replicas < 4
 
 
 def test_requests_per_second_and_response_time_targets():
     load = [Second(float(t), 100, 0.5, response_ms=400) for t in range(1, 61)]
-    rps = decide(1, 10, Targets(requests_per_second=30), load, 2, Scale(2), 60)
+    rps = decide(Scaling(1, 10, Targets(requests_per_second=30)), load, 2, Scale(2), 60)
     assert rps.replicas == 4 and "requests per second 100.0 > target 30 x 2" in rps.reason
-    slow = decide(1, 10, Targets(response_time_ms=200, response_quantile=95), load, 2, Scale(2), 60)
+    slow = decide(
+        Scaling(1, 10, Targets(response_time_ms=200, response_quantile=95)), load, 2, Scale(2), 60
+    )
     assert slow.replicas == 4 and "p95 response time 400 ms > target 200 ms" in slow.reason
     both = Targets(requests_per_second=50, response_time_ms=300)
-    assert decide(1, 10, both, load, 2, Scale(2), 60).replicas == 3  # the larger of 2 and 3
+    assert (
+        decide(Scaling(1, 10, both), load, 2, Scale(2), 60).replicas == 3
+    )  # the larger of 2 and 3
 
 
 def test_static_scalings_and_targets_from_the_definition():
-    assert decide(2, 2, CONCURRENCY_2, steady(0, 60, 50), 2, Scale(2), 60) == Decision(2, None, "")
-    assert decide(1, 5, Targets(), steady(0, 60, 50), 1, Scale(1), 60).replicas == 1
+    assert decide(Scaling(2, 2, CONCURRENCY_2), steady(0, 60, 50), 2, Scale(2), 60) == Decision(
+        2, None, ""
+    )
+    assert decide(Scaling(1, 5, Targets()), steady(0, 60, 50), 1, Scale(1), 60).replicas == 1
     targets = Targets.of(
         [
             {"concurrent_requests": {"value": 20}},
@@ -93,3 +104,12 @@ def test_static_scalings_and_targets_from_the_definition():
     )
     assert targets == Targets(concurrent_requests=20, response_time_ms=300, response_quantile=99)
     assert not Targets.of([{"average_cpu": {"value": 80}}]).any
+
+
+def test_scalings_from_regional_definitions():
+    auto = Scaling.of({"min": 0, "max": 4, "targets": [{"concurrent_requests": {"value": 5}}]})
+    assert (auto.floor, auto.ceiling, auto.automatic) == (1, 4, True)
+    assert (auto.bound(9), auto.bound(0)) == (4, 1)
+    assert not Scaling.of({"min": 2, "max": 2, "targets": auto.targets and []}).automatic
+    assert not Scaling.of({"min": 1, "max": 3}).automatic  # no target: the min
+    assert Scaling.of(None).floor == 1

@@ -62,6 +62,38 @@ class Targets:
 
 
 @dataclass(frozen=True)
+class Scaling:
+    """One region's scaling: `min` (0: may sleep), `max`, and the targets."""
+
+    low: int
+    high: int
+    targets: Targets = Targets()
+
+    @classmethod
+    def of(cls, scaling: dict[str, Any] | None) -> Scaling:
+        """From a regional definition's `scaling` (none: one instance)."""
+        scaling = scaling or {}
+        low = int(scaling.get("min") or 0)
+        return cls(low, int(scaling.get("max") or 0), Targets.of(scaling.get("targets") or []))
+
+    @property
+    def floor(self) -> int:
+        return max(self.low, 1)
+
+    @property
+    def ceiling(self) -> int:
+        return max(self.high, self.floor)
+
+    @property
+    def automatic(self) -> bool:
+        """Whether the load decides the count (otherwise it is the floor)."""
+        return self.ceiling > self.floor and self.targets.any
+
+    def bound(self, replicas: int) -> int:
+        return min(max(replicas, self.floor), self.ceiling)
+
+
+@dataclass(frozen=True)
 class Second:
     """The region's load in one second, all its instances together."""
 
@@ -88,19 +120,17 @@ class Decision:
 
 
 def decide(
-    low: int,
-    high: int,
-    targets: Targets,
+    scaling: Scaling,
     load: list[Second],
     ready: int,
     last: Scale,
     now: float,
     stable_s: float = STABLE_S,
 ) -> Decision:
-    """The count for one region: within [max(low, 1), high] (sleeping, the count 0, is
-    decided elsewhere)."""
-    floor, ceiling = max(low, 1), max(high, low, 1)
-    if not targets.any or floor == ceiling:
+    """The count for one region, within the scaling's floor and ceiling (sleeping, the
+    count 0, is decided elsewhere)."""
+    floor, ceiling, targets = scaling.floor, scaling.ceiling, scaling.targets
+    if not scaling.automatic:
         return Decision(floor, None, _why(last.replicas, floor, "static scaling"))
     stable, why_stable = _desired(targets, load, now, stable_s, ready)
     burst, why_burst = max(
@@ -115,7 +145,7 @@ def decide(
         wanted, why = max(burst, last.replicas), f"burst: {why_burst}"
     else:
         wanted, why = stable, why_stable
-    replicas = min(max(wanted, floor), ceiling)
+    replicas = scaling.bound(wanted)
     if replicas == last.replicas:
         return Decision(replicas, panic_at, "")
     if wanted > ceiling:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from shoal.autoscale.policy import Scaling
 from shoal.core.catalog import INSTANCE_TYPES
 from shoal.core.definition import DeploymentDefinition, StrategyType
 from shoal.core.enums import FINAL_DEPLOYMENT_STATUSES, DeploymentStatus, InstanceStatus
@@ -27,19 +28,21 @@ from shoal.core.status import Intent
 from shoal.scheduler.place import Demand, NodeView, place, why_not
 from shoal.store import builds, events, nodes
 from shoal.store import services as service_store
-from shoal.store.tables import Deployment, Instance, RegionalDeployment, Service
+from shoal.store.tables import Deployment, Instance, RegionalDeployment, Service, ServiceScale
 
 _FINAL = [s.value for s in FINAL_DEPLOYMENT_STATUSES]
 _LIVE = [s.value for s in InstanceStatus if s not in (InstanceStatus.STOPPED, InstanceStatus.ERROR)]
 
 
-def replicas(definition: DeploymentDefinition) -> dict[str, int]:
-    """How many instances each region runs: the scaling's min, at least one until
-    autoscaling and sleep decide otherwise."""
+def replicas(definition: DeploymentDefinition, scales: dict[str, int]) -> dict[str, int]:
+    """How many instances each region runs: the autoscaler's count (`scales`) where the
+    region scales on load, within its min and max; else the min. At least one until sleep
+    decides otherwise."""
     out = {}
     for region in definition.regions or []:
-        scaling = regional_definition(definition, region).get("scaling") or {}
-        out[region] = max(int(scaling.get("min") or 0), 1)
+        scaling = Scaling.of(regional_definition(definition, region).get("scaling"))
+        automatic = scaling.automatic and region in scales
+        out[region] = scaling.bound(scales[region]) if automatic else scaling.floor
     return out
 
 
@@ -61,6 +64,14 @@ def snapshot(s: Session, svc: Service) -> tuple[Snapshot, dict[str, Deployment]]
             )
         ).all()
     }
+    scales = {
+        region: count
+        for region, count in s.execute(
+            select(ServiceScale.region, ServiceScale.replicas).where(
+                ServiceScale.service_id == svc.id
+            )
+        )
+    }
     facts = []
     for d in deps.values():
         definition = DeploymentDefinition.model_validate(d.definition)
@@ -68,7 +79,7 @@ def snapshot(s: Session, svc: Service) -> tuple[Snapshot, dict[str, Deployment]]
             DeploymentFact(
                 id=d.id,
                 status=DeploymentStatus(d.status),
-                replicas=replicas(definition),
+                replicas=replicas(definition, scales),
                 strategy=definition.strategy.type if definition.strategy else StrategyType.DEFAULT,
                 ever_healthy=d.succeeded_at is not None,
                 ready=not builds.needs_build(d),

@@ -28,7 +28,14 @@ from shoal.store import apps, events
 from shoal.store import archives as archive_store
 from shoal.store import secrets as secret_store
 from shoal.store.query import Listing, Page, find, paginate, statement
-from shoal.store.tables import App, Deployment, Instance, RegionalDeployment, Service, utcnow
+from shoal.store.tables import (
+    App,
+    Deployment,
+    Instance,
+    RegionalDeployment,
+    Service,
+    utcnow,
+)
 
 MAX_SERVICES_PER_APP = 16  # the seed's limit
 FREE_TYPE = "free"

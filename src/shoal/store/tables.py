@@ -302,6 +302,20 @@ class Secret(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
+class ServiceScale(Base):
+    """The autoscaler's last decision for one region of a service: how many instances, since
+    when, and its last burst (autoscale/policy.py). Kept across deployments and restarts."""
+
+    __tablename__ = "service_scales"
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(String(16), primary_key=True)
+    replicas: Mapped[int]
+    changed_at: Mapped[datetime]
+    panic_at: Mapped[datetime | None]
+
+
 class Archive(Base):
     """An uploaded source tree (a gzipped tar) that deployments build from, like a git one."""
 
