@@ -119,7 +119,7 @@ def test_service_lifecycle(platform: Shoal, registry, image_builder, tmp_path: P
     until("healthy again", lambda: services.get_service(created.id).service.status == "HEALTHY")
     services.pause_service(created.id)
     until("PAUSED", lambda: services.get_service(created.id).service.status == "PAUSED")
-    assert not _sandboxes(platform)
+    until("its sandboxes removed", lambda: not _sandboxes(platform))
     services.resume_service(created.id)
     until(
         "HEALTHY after resume", lambda: services.get_service(created.id).service.status == "HEALTHY"
@@ -141,7 +141,8 @@ def test_service_lifecycle(platform: Shoal, registry, image_builder, tmp_path: P
     # Delete: the service goes, and nothing of it stays running or mounted.
     services.delete_service(created.id)
     until("service gone", lambda: _gone(services, created.id))
-    assert not _sandboxes(platform)
+    # An instance is STOPPED once its processes are; its sandbox's files go right after.
+    until("its sandboxes removed", lambda: not _sandboxes(platform))
     images = platform.data_dir / "nodes" / "fra" / "images" / "sha256"
     assert not list(images.iterdir())  # its images went with it
     apps.delete_app(app.id)
