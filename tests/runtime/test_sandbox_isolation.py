@@ -21,6 +21,28 @@ def test_instances_answer_on_their_own_address_even_on_the_same_port(sandbox: Sa
     assert wait_http(b.address, "/id.html").text == "beta\n"
 
 
+def test_only_exposed_ports_take_connections(sandbox: Sandboxes):
+    """httpd on the exposed port and on 9000, which is not: the host reaches the first only,
+    and is refused at once on the other; inside, both answer."""
+    argv = [
+        "sh",
+        "-c",
+        f"cp /www/index.html /tmp/ && httpd -p 9000 -h /tmp && exec httpd -f -p {PORT} -h /tmp",
+    ]
+    box = sandbox.driver.start(sandbox.spec(argv))
+    assert box.address
+    assert wait_http(box.address).text == INDEX
+    with socket.socket() as s:
+        s.settimeout(5)
+        try:
+            s.connect((box.address, 9000))
+            raise AssertionError("port 9000 is not exposed, yet it took a connection")
+        except ConnectionRefusedError:
+            pass  # a reset, at once: no timeout
+    code, out = sandbox.run(box.instance_id, "nc 127.0.0.1 9000 </dev/null && echo reached")
+    assert code == 0 and "reached" in out, out
+
+
 def test_an_instance_sees_only_its_image_its_processes_and_its_own_network(sandbox: Sandboxes):
     marker = sandbox.state_dir / "host-only-marker"
     marker.write_text("host secret")

@@ -27,7 +27,7 @@ AGENT = textwrap.dedent("""
     script = ("httpd -p 8080 -h /www; "
               "while [ ! -e /tmp/quit ]; do sleep 0.05; done; exit 7")
     spec = SandboxSpec(instance_id, Path(rootfs), ["sh", "-c", script], {},
-                       Resources(0.5, 64, 16))
+                       Resources(0.5, 64, 16), ports=(8080,))
     state = driver.start(spec)
     print(json.dumps({"pid": state.pid, "address": state.address}), flush=True)
     time.sleep(600)

@@ -5,8 +5,8 @@ the agent; the sandbox is started inside it (`enter`) and `exec` finds it there.
 gets the lease's instance address (and a default route only with outbound access); the
 host's end holds the lease's host address, so the host reaches the instance at
 `address:port` and every instance can listen on the same port. The instance has its own
-loopback: the host's is not reachable from inside. Anything further (a firewall, NAT for
-outbound traffic) belongs in a module of its own next to this one.
+loopback: the host's is not reachable from inside. Anything further (the instance's
+firewall, NAT for outbound traffic) belongs in a module of its own next to this one.
 
 All of it costs two `ip -batch` processes (one per namespace) and one thread.
 """
@@ -108,6 +108,18 @@ def named_addresses() -> set[ipaddress.IPv4Address]:
 def enter(net: Network) -> None:
     """Move the calling thread (a child about to exec the sandbox) into the namespace."""
     kernel.setns(net.path, kernel.CLONE_NEWNET)
+
+
+def run(net: Network, argv: list[str], stdin: str = "") -> None:
+    """Run a command inside the namespace (its network only), raising SandboxError with
+    its words if it fails."""
+
+    def command() -> None:
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv[0]}: {done.stderr.strip()}")
+
+    _in_netns(net, command)
 
 
 def _in_netns(net: Network, action: Callable[[], object]) -> None:

@@ -1,8 +1,9 @@
 """The default Linux driver: every instance a bubblewrap sandbox with its own network and cgroup.
 
 A start takes, in order: a network with its address (networks.py, netns.py; usually one made
-ahead), the record (so a start that dies half-way can still be destroyed), outbound NAT if
-the spec asks for it (egress.py), the cgroup with the instance type's limits (cgroups.py),
+ahead), the record (so a start that dies half-way can still be destroyed), the instance's
+firewall (firewall.py: its exposed ports only), outbound NAT if the spec asks for it
+(egress.py), the cgroup with the instance type's limits (cgroups.py),
 the scratch disk (scratch.py), then bwrap (bwrap.py). bwrap is started in its own session
 with its output going to files; in the moment between fork and exec the child joins the
 cgroup and the network namespace, so the instance's first instruction already runs limited
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from shoal.runtime import cgroups, egress, netns, scratch
+from shoal.runtime import cgroups, egress, firewall, netns, scratch
 from shoal.runtime.addresses import AddressPool
 from shoal.runtime.bwrap import (
     MOUNTPOINTS,
@@ -138,6 +139,7 @@ class SandboxDriver:
                 rootfs=str(spec.rootfs),
             )
             record.save(files.record)
+            firewall.apply(net, spec.ports)
             if spec.egress:
                 egress.enable(net, lease, self._networks.pool.pool)
             cgroup.create(cgroups.limits_for(spec.resources))
