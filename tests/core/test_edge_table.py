@@ -13,6 +13,7 @@ from shoal.core.edge import (
     public_routes,
     routes_of,
     server_changes,
+    tcp_routes_of,
 )
 
 
@@ -137,3 +138,23 @@ def test_a_rollout_to_other_regions_keeps_the_old_regions_pools_while_they_serve
     assert choices(EdgeTable(routes=[route]), ["was"]) == {
         ("was", "a-o.x", "/"): route.backend("fra")
     }
+
+
+def test_proxy_ports_get_their_public_port_and_the_instances_exposing_them():
+    d = DeploymentDefinition.model_validate(
+        {
+            "ports": [{"port": 8000, "protocol": "http"}, {"port": 7000, "protocol": "tcp"}],
+            "proxy_ports": [{"port": 7000, "protocol": "tcp"}],
+        }
+    )
+    older = DeploymentDefinition.model_validate({"ports": [{"port": 8000}]})
+    instances = [("i1", "10.0.0.1", "fra", d), ("i0", "10.0.0.5", "was", older)]
+    [tcp] = tcp_routes_of("svc", d, instances, {("svc", 7000): 20001})
+    assert (tcp.public_port, tcp.port, tcp.backend) == (20001, 7000, "t-20001")
+    assert [s.id for s in tcp.servers] == ["i1"]  # i0's deployment does not expose 7000
+    assert tcp_routes_of("svc", d, instances, {}) == []  # no public port yet
+    with_tcp = EdgeTable(tcp=[tcp])
+    assert layout(with_tcp) != layout(EdgeTable())
+    gone = EdgeTable(tcp=[tcp.model_copy(update={"servers": ()})])
+    assert layout(gone) == layout(with_tcp)
+    assert server_changes(with_tcp, gone).removed == [("t-20001", "i1")]

@@ -326,3 +326,39 @@ def test_request_metrics_per_instance(platform: Shoal, shop):
         params["name"] = "HTTP_RESPONSE_TIME_MAX"
         [series] = api.get("/v1/streams/metrics", params=params).json()["metrics"]
         assert all(p["value"] >= 0 for p in series["samples"]) and series["samples"]
+
+
+def test_proxy_ports_get_a_public_tcp_port(
+    platform: Shoal, shop, registry, image_builder, tmp_path
+):
+    image = echo_image(image_builder, registry, tmp_path)
+    script = "/bin/busybox httpd -p 7000 -h /www && exec /bin/busybox httpd -f -p 8000 -h /www"
+    definition = {
+        **service(shop["app_id"], "raw", image, "/raw", 1)["definition"],
+        "ports": [{"port": 8000, "protocol": "http"}, {"port": 7000, "protocol": "tcp"}],
+        "proxy_ports": [{"port": 7000, "protocol": "tcp"}],
+    }
+    definition["docker"]["entrypoint"] = ["/bin/busybox", "sh", "-c", script]
+    with platform.client() as api:
+        r = api.post("/v1/services", json={"app_id": shop["app_id"], "definition": definition})
+        assert r.status_code == 200, r.text
+        svc = r.json()["service"]
+        dep = api.get(f"/v1/deployments/{svc['latest_deployment_id']}").json()["deployment"]
+        [proxied] = dep["metadata"]["proxy_ports"]
+        assert proxied["port"] == 7000 and proxied["protocol"] == "tcp"
+        assert proxied["host"] == shop["domain"] and 20000 <= proxied["public_port"] < 30000
+        # A new deployment of the service keeps its public port.
+        r = api.post(f"/v1/services/{svc['id']}/redeploy", json={})
+        assert r.json()["deployment"]["metadata"]["proxy_ports"] == [proxied]
+
+    def raw_get() -> str:
+        host = platform.edge.removeprefix("http://").rsplit(":", 1)[0]
+        try:
+            with socket.create_connection((host, proxied["public_port"]), timeout=5) as s:
+                s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                return s.makefile("rb").read().decode()
+        except OSError:
+            return ""
+
+    answer = until("the instance through the edge's TCP port", lambda: raw_get())
+    assert answer.startswith("HTTP/1.") and answer.endswith("ok")

@@ -15,15 +15,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.requests import HTTPConnection
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from shoal.core.edge import app_domain
 from shoal.core.errors import FieldError, InvalidArgument, Unauthenticated
 from shoal.core.metrics import RequestMetrics
 from shoal.store import tenancy
 from shoal.store.db import Database
 from shoal.store.query import Page
 from shoal.store.secretbox import SecretBox
-from shoal.store.tables import Organization
+from shoal.store.tables import App, Organization
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
@@ -93,6 +96,13 @@ class Platform:
     # The edge's request metrics: held by the API process the edge's writes reach.
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     _org_names: dict[str, str] = field(default_factory=dict)
+
+    def domains(self, s: Session, app_ids: set[str]) -> dict[str, str]:
+        """The public domain of each of the apps."""
+        if not app_ids:
+            return {}
+        rows = s.execute(select(App.id, App.name, App.organization_id).where(App.id.in_(app_ids)))
+        return {i: app_domain(name, self.org_name(org), self.base_domain) for i, name, org in rows}
 
     def org_name(self, org_id: str) -> str:
         """Organization names never change, so they are cached."""

@@ -24,6 +24,8 @@ from shoal.core.catalog import nearest_first
 from shoal.core.definition import DeploymentDefinition
 
 Protocol = Literal["http", "http2"]
+# Where the edge listens for `proxy_ports` (TCP), one port per proxied port of a service.
+PUBLIC_TCP_PORTS = range(20000, 30000)
 
 
 class EdgeServer(BaseModel):
@@ -66,8 +68,25 @@ class EdgeRoute(BaseModel):
         return self.backend(nearest_first(client, serving)[0])
 
 
+class EdgeTcpRoute(BaseModel):
+    """A `proxy_ports` port of a service: the edge's public TCP port for it, and the healthy
+    instances behind it (in any region)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    public_port: int
+    service_id: str
+    port: int
+    servers: tuple[EdgeServer, ...] = ()
+
+    @property
+    def backend(self) -> str:
+        return f"t-{self.public_port}"
+
+
 class EdgeTable(BaseModel):
     routes: list[EdgeRoute] = []
+    tcp: list[EdgeTcpRoute] = []
 
     def fingerprint(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]
@@ -129,21 +148,42 @@ def routes_of(
     ]
 
 
-Layout = tuple[tuple[str, str, str, Protocol], ...]
+def tcp_routes_of(
+    service_id: str,
+    active: DeploymentDefinition,
+    instances: Iterable[tuple[str, str, str, DeploymentDefinition]],
+    public_ports: dict[tuple[str, int], int],
+) -> list[EdgeTcpRoute]:
+    """The edge's TCP routes for one service: a public port for each proxy port of its active
+    deployment, served by the healthy `instances` whose deployment exposes that port."""
+    out = []
+    for port in sorted({pp.port for pp in active.proxy_ports or [] if pp.port}):
+        public = public_ports.get((service_id, port))
+        if public is None:
+            continue
+        servers = [
+            EdgeServer(id=inst_id, address=address, port=port, region=region)
+            for inst_id, address, region, definition in instances
+            if port in {p.port for p in definition.ports or []}
+        ]
+        out.append(EdgeTcpRoute(public_port=public, service_id=service_id, port=port,
+                                servers=tuple(sorted(servers, key=lambda s: s.id))))  # fmt: skip
+    return out
+
+
+Layout = tuple[tuple[str, str, str, str], ...]
 
 
 def layout(table: EdgeTable) -> Layout:
     """What HAProxy's configuration must be reloaded for when it changes: the backends and
-    the routes to them (servers come and go through the runtime API)."""
-    return tuple(
-        sorted(
-            {
-                (r.backend(region), r.host, r.path, r.protocol)
-                for r in table.routes
-                for region in r.pools()
-            }
-        )
-    )
+    the routes to them, the TCP listeners (servers come and go through the runtime API)."""
+    http = {
+        (r.backend(region), r.host, r.path, str(r.protocol))
+        for r in table.routes
+        for region in r.pools()
+    }
+    tcp = {(t.backend, "", str(t.public_port), "tcp") for t in table.tcp}
+    return tuple(sorted(http | tcp))
 
 
 def choices(table: EdgeTable, clients: Iterable[str]) -> dict[tuple[str, str, str], str]:
@@ -163,8 +203,7 @@ class ServerChanges:
 
 def server_changes(old: EdgeTable, new: EdgeTable) -> ServerChanges:
     """How the servers of each backend changed between two tables of the same layout."""
-    before = {(r.backend(s.region), s.id): s for r in old.routes for s in r.servers}
-    after = {(r.backend(s.region), s.id): s for r in new.routes for s in r.servers}
+    before, after = _servers(old), _servers(new)
     return ServerChanges(
         added=sorted(((b, s) for (b, i), s in after.items() if (b, i) not in before), key=_order),
         removed=sorted(key for key in before if key not in after),
@@ -173,6 +212,13 @@ def server_changes(old: EdgeTable, new: EdgeTable) -> ServerChanges:
             key=_order,
         ),
     )
+
+
+def _servers(table: EdgeTable) -> dict[tuple[str, str], EdgeServer]:
+    """(backend, instance id) -> the server, for every backend of the table."""
+    found = {(r.backend(s.region), s.id): s for r in table.routes for s in r.servers}
+    found.update({(t.backend, s.id): s for t in table.tcp for s in t.servers})
+    return found
 
 
 def _order(item: tuple[str, EdgeServer]) -> tuple[str, str]:

@@ -200,7 +200,7 @@ class Edge:
                 await self._api.change(f"set server {server} addr {s.address} port {s.port}")
                 await self._api.change(f"set server {server} state ready")
                 continue
-            line = server_line(s.id, s.address, s.port, http2[backend])
+            line = server_line(s.id, s.address, s.port, http2.get(backend, False))
             await self._api.change(f"add server {backend}/{line}")
             await self._api.change(f"enable server {backend}/{s.id}")
         for backend, s in changes.moved:
@@ -282,6 +282,14 @@ class Edge:
                 lines = [server_line(s.id, s.address, s.port, http2) for s in servers]
                 name = r.backend(region)
                 backends[name] = (Backend(name, r.path, http2), lines)
+        tcp = [
+            (
+                t.backend,
+                t.public_port,
+                [server_line(s.id, s.address, s.port, False) for s in t.servers],
+            )
+            for t in table.tcp
+        ]
         entries = [
             (map_key(client, host, path), backend)
             for (client, host, path), backend in choices(table, self._regions.regions).items()
@@ -295,6 +303,7 @@ class Edge:
             self._regions,
             str(self._api.socket),
             str(self._request_log),
+            tcp,
             self._user,
         )
         _replace(self._config, config)

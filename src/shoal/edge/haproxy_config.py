@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shoal.edge.request_log import LOG_FORMAT, LOG_SAMPLE
@@ -162,11 +163,13 @@ def render_edge(
     client: ClientRegion,
     stats_socket: str,
     request_log: str,
+    tcp: Sequence[tuple[str, int, list[str]]] = (),
     user: str | None = None,
 ) -> str:
     """The edge's whole configuration: the frontend on HOST:PORT, and each backend with its
-    servers (`server_line`s). One request in LOG_SAMPLE is logged to the Unix datagram
-    socket `request_log`, in request_log.LOG_FORMAT."""
+    servers (`server_line`s), and a TCP listener on HOST:PUBLIC_PORT for each of `tcp`
+    ((name, public port, server lines)). One request in LOG_SAMPLE is logged to the Unix
+    datagram socket `request_log`, in request_log.LOG_FORMAT."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
     by_source = f"src,map_ip({client.sources_map},{client.default})"
     pools = "".join(
@@ -221,4 +224,28 @@ frontend edge
 
 backend no_app
     http-request return status 404 content-type text/plain string {_quote(NO_APP)}
-{pools}"""
+{pools}{_tcp(host, tcp)}"""
+
+
+def _tcp(host: str, listeners: Sequence[tuple[str, int, list[str]]]) -> str:
+    if not listeners:
+        return ""
+    sections = "".join(
+        f"""
+listen {name}
+    bind {host}:{public_port}
+    balance leastconn
+"""
+        + "".join(f"    server {line}\n" for line in servers)
+        for name, public_port, servers in listeners
+    )
+    return f"""
+defaults tcp
+    mode tcp
+    option dontlognull
+    retries 3
+    option redispatch
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+{sections}"""

@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shoal.core.definition import DeploymentDefinition
-from shoal.core.edge import EdgeRoute, EdgeTable, app_domain, routes_of
+from shoal.core.edge import EdgeRoute, EdgeTable, EdgeTcpRoute, app_domain, routes_of, tcp_routes_of
 from shoal.core.enums import InstanceStatus, ServiceStatus, ServiceType
 from shoal.core.rollout import Desired
+from shoal.store import proxy_ports
 from shoal.store.tables import App, Deployment, Instance, Organization, Service
 
 GONE = (ServiceStatus.DELETING.value, ServiceStatus.DELETED.value)
@@ -54,6 +55,8 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         )
     }
     routes: list[EdgeRoute] = []
+    tcp: list[EdgeTcpRoute] = []
+    public = proxy_ports.public_ports(s)
     for service_id, active_id, app_name, org_name in services:
         active = definitions.get(active_id)
         if active is None:
@@ -66,6 +69,7 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         routes += routes_of(
             app_domain(app_name, org_name, base_domain), service_id, active, instances
         )
+        tcp += tcp_routes_of(service_id, active, instances, public)
     # Two services of an app routing the same path: the older keeps it, no traffic is split.
     taken: set[tuple[str, str]] = set()
     unique = []
@@ -74,4 +78,4 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         if key not in taken:
             taken.add(key)
             unique.append(r)
-    return EdgeTable(routes=unique)
+    return EdgeTable(routes=unique, tcp=tcp)

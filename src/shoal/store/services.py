@@ -24,7 +24,7 @@ from shoal.core.errors import FieldError as FE
 from shoal.core.regional import regional_definition
 from shoal.core.status import STARTING_UP, Intent, ServiceFacts, service_status
 from shoal.core.validation import Context
-from shoal.store import apps, events
+from shoal.store import apps, events, proxy_ports
 from shoal.store import archives as archive_store
 from shoal.store import secrets as secret_store
 from shoal.store.query import Listing, Page, find, paginate, statement
@@ -239,7 +239,7 @@ def new_deployment(
         status=status.value,
         messages=[],
         definition=wire,
-        meta=trigger.metadata(),
+        meta={**trigger.metadata(), **_proxied(s, svc, definition, save_only)},
         provisioning_info={},
         skip_build=skip_build,
     )
@@ -276,6 +276,14 @@ def new_deployment(
     svc.messages = []
     refresh_status(s, svc)
     return dep
+
+
+def _proxied(
+    s: Session, svc: Service, definition: DeploymentDefinition, save_only: bool
+) -> dict[str, Any]:
+    """The deployment's public TCP ports on the edge (`metadata.proxy_ports`)."""
+    found = [] if save_only else proxy_ports.assign(s, svc.id, definition)
+    return {"proxy_ports": found} if found else {}
 
 
 def latest_definition(s: Session, svc: Service) -> DeploymentDefinition:

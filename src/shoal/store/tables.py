@@ -316,6 +316,18 @@ class ServiceScale(Base):
     panic_at: Mapped[datetime | None]
 
 
+class ProxyPort(Base):
+    """The edge's public TCP port for one `proxy_ports` port of a service: it stays the
+    service's across its deployments."""
+
+    __tablename__ = "proxy_ports"
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    port: Mapped[int] = mapped_column(primary_key=True)
+    public_port: Mapped[int] = mapped_column(unique=True)
+
+
 class Archive(Base):
     """An uploaded source tree (a gzipped tar) that deployments build from, like a git one."""
 

@@ -58,12 +58,13 @@ async def list_deployments(
         ids = {d.service_id for d in found.rows}
         svcs = {sv.id: sv for sv in s.scalars(select(Service).where(Service.id.in_(ids))).all()}
         items = []
+        hosts = p.domains(s, wire.proxied(found.rows))
         for d in found.rows:
             sv = svcs.get(d.service_id)
             role = wire.role_of(
                 d, sv.active_deployment_id if sv else None, sv.latest_deployment_id if sv else None
             )
-            items.append(wire.render(d, role))
+            items.append(wire.render(d, role, hosts))
     return wire.ListDeploymentsReply(
         deployments=items,
         limit=pg.limit,
@@ -85,7 +86,8 @@ async def get_deployment(
         role = wire.role_of(
             d, sv.active_deployment_id if sv else None, sv.latest_deployment_id if sv else None
         )
-        return wire.DeploymentReply(deployment=wire.render(d, role))
+        hosts = p.domains(s, wire.proxied([d]))
+        return wire.DeploymentReply(deployment=wire.render(d, role, hosts))
 
 
 @router.post("/v1/deployments/{id}/cancel", operation_id="CancelDeployment", response_model=Empty)

@@ -227,6 +227,7 @@ def redeploy_service(
         )
         s.flush()
         role = dwire.role_of(dep, svc.active_deployment_id, svc.latest_deployment_id)
-        reply = dwire.DeploymentReply(deployment=dwire.render(dep, role))
+        hosts = p.domains(s, dwire.proxied([dep]))
+        reply = dwire.DeploymentReply(deployment=dwire.render(dep, role, hosts))
     p.hint([svc.id])
     return reply

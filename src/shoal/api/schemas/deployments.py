@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -67,7 +68,20 @@ def role_of(row: DeploymentRow, active_id: str | None, latest_id: str | None) ->
     return DeploymentRole.INVALID
 
 
-def render(row: DeploymentRow, role: DeploymentRole) -> Deployment:
+def proxied(rows: Iterable[DeploymentRow]) -> set[str]:
+    """The apps of the rows that have public TCP ports (their metadata names the app's host)."""
+    return {row.app_id for row in rows if row.meta.get("proxy_ports")}
+
+
+def render(row: DeploymentRow, role: DeploymentRole, hosts: dict[str, str]) -> Deployment:
+    """`hosts`: the public domain of the apps in `proxied`."""
+    metadata = row.meta
+    if metadata.get("proxy_ports"):
+        host = hosts.get(row.app_id, "")
+        metadata = {
+            **metadata,
+            "proxy_ports": [{**p, "host": host} for p in metadata["proxy_ports"]],
+        }
     return Deployment(
         id=row.id,
         created_at=row.created_at,
@@ -82,7 +96,7 @@ def render(row: DeploymentRow, role: DeploymentRole) -> Deployment:
         parent_id=row.parent_id or "",
         child_id=row.child_id or "",
         status=DeploymentStatus(row.status),
-        metadata=row.meta,
+        metadata=metadata,
         definition=DeploymentDefinition.model_validate(row.definition),
         messages=list(row.messages),
         provisioning_info=row.provisioning_info,
