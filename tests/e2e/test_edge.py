@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.api.test_tenancy import second_org
 from tests.conftest import Shoal
 from tests.e2e.conftest import running_platform
 from tests.e2e.test_git_builds import commit
@@ -362,3 +363,85 @@ def test_proxy_ports_get_a_public_tcp_port(
 
     answer = until("the instance through the edge's TCP port", lambda: raw_get())
     assert answer.startswith("HTTP/1.") and answer.endswith("ok")
+
+
+CALLER = """#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+wget -q -O - "http://$QUERY_STRING" 2>&1 || echo FAILED
+"""
+HOSTS = """#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+cat /etc/hosts
+"""
+
+
+def caller_image(builder: ImageBuilder, reg: Registry, root: Path) -> str:
+    """busybox httpd whose /cgi-bin/call?HOST:PORT/PATH fetches http://HOST:PORT/PATH from
+    inside the instance, and /cgi-bin/hosts shows its /etc/hosts."""
+    files = busybox_rootfs(root / "caller")
+    (files / "www" / "cgi-bin").mkdir(parents=True)
+    (files / "www" / "index.html").write_text("ok")
+    for name, text in (("call", CALLER), ("hosts", HOSTS)):
+        (files / "www" / "cgi-bin" / name).write_text(text)
+        (files / "www" / "cgi-bin" / name).chmod(0o755)
+    entry = ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
+    return builder.push(files, reg, "caller", config=BuildConfig(entrypoint=entry))
+
+
+@pytest.fixture(scope="module")
+def mesh(platform: Shoal, shop, registry, image_builder, tmp_path_factory):
+    """`db`, a private service of the shop; `caller`, a public one of the shop; and `spy`, an
+    app of another organization with the same caller. All in Washington: Frankfurt's node is
+    full (8 nano instances on its 2 CPUs) with the module's other services."""
+    root = tmp_path_factory.mktemp("mesh")
+    echo, caller = (
+        echo_image(image_builder, registry, root),
+        caller_image(image_builder, registry, root),
+    )
+    db = service(shop["app_id"], "db", echo, "/", 1, ("was",))
+    db["definition"]["routes"] = []  # private
+    made = []
+    api = platform.client()
+    for body in (db, service(shop["app_id"], "caller", caller, "/caller", 1, ("was",))):
+        r = api.post("/v1/services", json=body)
+        assert r.status_code == 200, r.text
+        made.append((api, r.json()["service"]["id"]))
+    spy = platform.client(second_org(api))
+    app_id = spy.post("/v1/apps", json={"name": "spy"}).json()["app"]["id"]
+    r = spy.post("/v1/services", json=service(app_id, "caller", caller, "/", 1, ("was",)))
+    assert r.status_code == 200, r.text
+    made.append((spy, r.json()["service"]["id"]))
+    for client, svc_id in made:
+        until(
+            "mesh services healthy",
+            lambda c=client, i=svc_id: (
+                c.get(f"/v1/services/{i}").json()["service"]["status"] == "HEALTHY"
+            ),
+        )
+    yield {"spy": "spy-other.localhost"}
+    spy.delete(f"/v1/apps/{app_id}")
+    until("the spy app gone", lambda: spy.get("/v1/apps").json()["count"] == 0)
+
+
+def test_an_organizations_instances_reach_its_private_services_by_name(platform, shop, mesh):
+    def call(host: str, path: str, target: str) -> str:
+        return get(platform, host, f"{path}/cgi-bin/call?{target}/cgi-bin/echo").text
+
+    answer = until(
+        "db by name from the shop's caller",
+        lambda: (
+            "KOYEB_SERVICE_NAME=db" in (text := call(shop["domain"], "/caller", "db:8000")) and text
+        ),
+    )
+    assert "REQUEST_URI=/cgi-bin/echo" in answer
+    # The same region's instances, through the .internal name.
+    internal = seen(call(shop["domain"], "/caller", "db.shop.internal:8000"))
+    assert (internal.get("KOYEB_SERVICE_NAME"), internal.get("KOYEB_REGION")) == ("db", "was")
+    hosts = get(platform, shop["domain"], "/caller/cgi-bin/hosts").text
+    [address] = [line.split()[0] for line in hosts.splitlines() if line.endswith(" db")]
+
+    # Another organization's instance: the name does not resolve, the address does not connect.
+    spy_hosts = get(platform, mesh["spy"], "/cgi-bin/hosts").text
+    assert " db" not in spy_hosts and address not in spy_hosts
+    assert call(mesh["spy"], "", "db:8000").strip().endswith("FAILED")
+    assert call(mesh["spy"], "", f"{address}:8000").strip().endswith("FAILED")

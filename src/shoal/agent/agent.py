@@ -18,7 +18,7 @@ import httpx
 from shoal.agent.builds import Builds
 from shoal.agent.builds import Node as BuildNode
 from shoal.agent.exec_sessions import ExecSessions
-from shoal.agent.instance import InstanceTask
+from shoal.agent.instance import InstanceTask, write_hosts
 from shoal.agent.logs import LogFollower
 from shoal.build.image import ImageStore
 from shoal.client.errors import ApiError, ApiUnreachable
@@ -185,6 +185,9 @@ class Agent:
         http: httpx.AsyncClient,
     ) -> None:
         listed = {a.instance_id for a in assignments}
+        for a in assignments:  # the names of the private mesh, as they are now
+            if a.mesh is not None and a.instance_id in self.tasks:
+                write_hosts(self.state_dir, a.app_id, a.mesh.hosts)
         for a in assignments:
             task = self.tasks.get(a.instance_id)
             if a.desired == Desired.STOP:

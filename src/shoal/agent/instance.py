@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -22,7 +23,15 @@ from shoal.core.assignment import Assignment
 from shoal.core.definition import DockerSource, HealthCheck
 from shoal.core.enums import InstanceStatus
 from shoal.core.process import ImageConfig, ProcessError
-from shoal.runtime.driver import Driver, Phase, Resources, SandboxError, SandboxSpec, SandboxState
+from shoal.runtime.driver import (
+    Bind,
+    Driver,
+    Phase,
+    Resources,
+    SandboxError,
+    SandboxSpec,
+    SandboxState,
+)
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0
@@ -91,6 +100,16 @@ class InstanceTask:
         await self._watch(state)
 
     async def _spec(self) -> SandboxSpec:
+        """The sandbox, joined to its organization's private mesh when it has one."""
+        spec = await self._base_spec()
+        mesh = self.a.mesh
+        if mesh is None:
+            return spec
+        hosts = write_hosts(self.state_dir, self.a.app_id, mesh.hosts)
+        binds = (*spec.binds, Bind(hosts, "/etc/hosts"))
+        return dataclasses.replace(spec, binds=binds, mesh=mesh.block)
+
+    async def _base_spec(self) -> SandboxSpec:
         """A git build's sandbox on the node's stack, or an image's: built from a Dockerfile,
         or pulled (first)."""
         a = self.a
@@ -208,6 +227,19 @@ class InstanceTask:
             await asyncio.to_thread(self.driver.stop, a.instance_id, STOP_GRACE_S)
             self._say(InstanceStatus.STOPPED, "Instance stopped.")
             return
+
+
+def write_hosts(state_dir: Path, app_id: str, text: str) -> Path:
+    """The /etc/hosts of the node's instances of an app, rewritten in place when it changes
+    (each instance has it bound: a new file would not reach them)."""
+    path = state_dir / "mesh" / f"{app_id}.hosts"
+    path.parent.mkdir(exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        with path.open("a+") as f:
+            f.seek(0)
+            f.truncate()
+            f.write(text)
+    return path
 
 
 def _policy(checks: list[HealthCheck]) -> health.Policy:

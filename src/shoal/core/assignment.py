@@ -24,6 +24,7 @@ from shoal.core.definition import (
     Port,
 )
 from shoal.core.enums import BuildStatus, InstanceStatus
+from shoal.core.mesh import Mesh
 from shoal.core.regional import regional_definition
 from shoal.core.rollout import Desired
 from shoal.core.secret_refs import interpolate
@@ -74,6 +75,7 @@ class Assignment(Wire):
     memory_mb: int
     disk_mb: int
     hostname: str
+    mesh: Mesh | None = None  # the organization's private mesh, as this instance sees it
 
 
 class ExecSession(Wire):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shoal.core.catalog import nearest_first
 from shoal.core.definition import DeploymentDefinition
+from shoal.core.mesh import ALL_REGIONS
 
 Protocol = Literal["http", "http2"]
 # Where the edge listens for `proxy_ports` (TCP), one port per proxied port of a service.
@@ -69,18 +70,22 @@ class EdgeRoute(BaseModel):
 
 
 class EdgeTcpRoute(BaseModel):
-    """A `proxy_ports` port of a service: the edge's public TCP port for it, and the healthy
-    instances behind it (in any region)."""
+    """A TCP listener of the edge and the healthy instances behind it: a `proxy_ports` port
+    of a service (on the edge's own address), or a port of a service's private mesh address
+    (core/mesh.py)."""
 
     model_config = ConfigDict(frozen=True)
 
     public_port: int
     service_id: str
     port: int
+    address: str = ""  # where the edge listens: its own address (""), or a mesh address
     servers: tuple[EdgeServer, ...] = ()
 
     @property
     def backend(self) -> str:
+        if self.address:
+            return f"m-{self.address.replace('.', '-')}-{self.public_port}"
         return f"t-{self.public_port}"
 
 
@@ -166,8 +171,33 @@ def tcp_routes_of(
             for inst_id, address, region, definition in instances
             if port in {p.port for p in definition.ports or []}
         ]
+        ordered = tuple(sorted(servers, key=lambda s: s.id))
         out.append(EdgeTcpRoute(public_port=public, service_id=service_id, port=port,
-                                servers=tuple(sorted(servers, key=lambda s: s.id))))  # fmt: skip
+                                servers=ordered))  # fmt: skip
+    return out
+
+
+def mesh_routes_of(
+    service_id: str,
+    active: DeploymentDefinition,
+    instances: Iterable[tuple[str, str, str, DeploymentDefinition]],
+    addresses: dict[str, str],
+) -> list[EdgeTcpRoute]:
+    """The mesh listeners of one service: each of its active deployment's ports on each of
+    its mesh addresses (scope -> address: all regions, or one), served by the healthy
+    `instances` whose deployment exposes the port (in the address's region)."""
+    out = []
+    for port in sorted({p.port for p in active.ports or [] if p.port}):
+        for scope, address in sorted(addresses.items()):
+            servers = [
+                EdgeServer(id=inst_id, address=addr, port=port, region=region)
+                for inst_id, addr, region, definition in instances
+                if port in {p.port for p in definition.ports or []}
+                and scope in (ALL_REGIONS, region)
+            ]
+            ordered = tuple(sorted(servers, key=lambda s: s.id))
+            out.append(EdgeTcpRoute(public_port=port, service_id=service_id, port=port,
+                                    address=address, servers=ordered))  # fmt: skip
     return out
 
 
@@ -182,7 +212,7 @@ def layout(table: EdgeTable) -> Layout:
         for r in table.routes
         for region in r.pools()
     }
-    tcp = {(t.backend, "", str(t.public_port), "tcp") for t in table.tcp}
+    tcp = {(t.backend, t.address, str(t.public_port), "tcp") for t in table.tcp}
     return tuple(sorted(http | tcp))
 
 

@@ -23,6 +23,7 @@ import grp
 import logging
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
 from shoal.core.catalog import KNOWN_REGIONS
 from shoal.core.edge import EdgeTable, choices, layout, server_changes
+from shoal.core.mesh import MESH_POOL
 from shoal.core.metrics import RequestSample, response_quantiles
 from shoal.edge import haproxy, request_log, stats
 from shoal.edge.haproxy_config import (
@@ -88,8 +90,10 @@ class Edge:
             "HAProxy", haproxy.command(binary, self._config, self._master.socket)
         )
         self._lock = asyncio.Lock()  # one change of HAProxy at a time
+        self._mesh = False  # whether this host takes the private mesh's addresses
 
     async def run(self) -> None:
+        self._mesh = await asyncio.to_thread(_mesh_addresses_local)
         self._write(self._applied)
         await asyncio.to_thread(haproxy.check, self._binary, self._config)
         group = grp.getgrnam(self._user).gr_gid if self._user else None
@@ -171,6 +175,8 @@ class Edge:
                 log.warning("route table: %s", e)
                 await asyncio.sleep(RETRY_S)
                 continue
+            if not self._mesh:  # its addresses are not this host's: HAProxy cannot listen
+                table = table.model_copy(update={"tcp": [t for t in table.tcp if not t.address]})
             if table != self._applied:
                 await self.apply(table)
 
@@ -285,6 +291,7 @@ class Edge:
         tcp = [
             (
                 t.backend,
+                t.address,
                 t.public_port,
                 [server_line(s.id, s.address, s.port, False) for s in t.servers],
             )
@@ -307,6 +314,23 @@ class Edge:
             self._user,
         )
         _replace(self._config, config)
+
+
+def _mesh_addresses_local() -> bool:
+    """Make every address of the private mesh this host's own (one `local` route), so that
+    HAProxy listens on them; False, and said, where that takes root that we do not have."""
+    if os.geteuid() != 0:
+        log.warning("not root: no private mesh (services do not reach each other by name)")
+        return False
+    done = subprocess.run(
+        ["ip", "route", "replace", "local", str(MESH_POOL), "dev", "lo"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        log.warning("no private mesh: ip route: %s", done.stderr.strip())
+    return done.returncode == 0
 
 
 def _replace(path: Path, text: str) -> None:

@@ -163,12 +163,12 @@ def render_edge(
     client: ClientRegion,
     stats_socket: str,
     request_log: str,
-    tcp: Sequence[tuple[str, int, list[str]]] = (),
+    tcp: Sequence[tuple[str, str, int, list[str]]] = (),
     user: str | None = None,
 ) -> str:
     """The edge's whole configuration: the frontend on HOST:PORT, and each backend with its
-    servers (`server_line`s), and a TCP listener on HOST:PUBLIC_PORT for each of `tcp`
-    ((name, public port, server lines)). One request in LOG_SAMPLE is logged to the Unix
+    servers (`server_line`s), and a TCP listener for each of `tcp` ((name, address, port,
+    server lines); on HOST when the address is ""). One request in LOG_SAMPLE is logged to the Unix
     datagram socket `request_log`, in request_log.LOG_FORMAT."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
     by_source = f"src,map_ip({client.sources_map},{client.default})"
@@ -227,17 +227,17 @@ backend no_app
 {pools}{_tcp(host, tcp)}"""
 
 
-def _tcp(host: str, listeners: Sequence[tuple[str, int, list[str]]]) -> str:
+def _tcp(host: str, listeners: Sequence[tuple[str, str, int, list[str]]]) -> str:
     if not listeners:
         return ""
     sections = "".join(
         f"""
 listen {name}
-    bind {host}:{public_port}
+    bind {address or host}:{port}
     balance leastconn
 """
         + "".join(f"    server {line}\n" for line in servers)
-        for name, public_port, servers in listeners
+        for name, address, port, servers in listeners
     )
     return f"""
 defaults tcp

@@ -55,6 +55,7 @@ class SandboxSpec:
     ports: tuple[int, ...] = ()  # the exposed ports
     binds: tuple[Bind, ...] = ()  # mounted over the root, in order
     egress: bool = False  # outbound connections to the outside world, through NAT (egress.py)
+    mesh: str | None = None  # the organization's private mesh block it may reach (egress.py)
     # Root with the host root's capabilities, no user namespace: only for a trusted tool that
     # contains its own untrusted payload (buildah's chroot isolation, for Dockerfile builds).
     # Still its own pid, ipc, uts, mount and network namespaces, cgroup limits and root.

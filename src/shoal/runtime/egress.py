@@ -38,6 +38,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+from shoal.core.mesh import MESH_POOL
 from shoal.runtime import netns
 from shoal.runtime.addresses import Lease
 from shoal.runtime.driver import SandboxError
@@ -86,6 +87,26 @@ def shield(net: Network) -> None:
         )
         _restore(changes)
     _no_ipv6(net)
+
+
+def join_mesh(net: Network, lease: Lease, block: str) -> None:
+    """Let the instance reach its organization's block of the private mesh (core/mesh.py),
+    whose addresses are the host's own (the edge listens there): a route through the host,
+    and TCP to that block alone let in past the shield; the rest of the mesh refuses at once
+    (a reset, not a silence: another organization's address fails fast)."""
+    mine = f"-m comment --comment {_TAG}{net.veth}"
+    veth, pool = net.veth, MESH_POOL
+    with _lock:
+        _restore(
+            [  # each inserted at the top: the last one is the first rule
+                (
+                    "filter",
+                    f"-I INPUT -i {veth} -d {pool} -p tcp {mine} -j REJECT --reject-with tcp-reset",
+                ),
+                ("filter", f"-I INPUT -i {veth} -d {block} -p tcp {mine} -j ACCEPT"),
+            ]
+        )
+    netns.route_mesh(net, lease)
 
 
 def _no_ipv6(net: Network) -> None:

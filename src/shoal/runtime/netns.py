@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoal.core.mesh import MESH_POOL
 from shoal.runtime import kernel
 from shoal.runtime.addresses import Lease
 from shoal.runtime.driver import SandboxError
@@ -76,6 +77,11 @@ def route_out(net: Network, lease: Lease) -> None:
     Without one, an instance reaches its host's end alone, and a connection anywhere else
     (a DNS lookup included) fails at once instead of waiting for an answer never coming."""
     _ip_batch(["-n", net.netns], [f"route replace default via {lease.host}"])
+
+
+def route_mesh(net: Network, lease: Lease) -> None:
+    """The private mesh's addresses through the host (egress.join_mesh)."""
+    _ip_batch(["-n", net.netns], [f"route replace {MESH_POOL} via {lease.host}"])
 
 
 def fence(pool: ipaddress.IPv4Network) -> None:

@@ -142,12 +142,15 @@ class SandboxDriver:
             firewall.apply(net, spec.ports)
             if spec.egress:
                 egress.enable(net, lease, self._networks.pool.pool)
+            if spec.mesh:
+                egress.join_mesh(net, lease, spec.mesh)
             cgroup.create(cgroups.limits_for(spec.resources))
             scratch.create(
                 self._templates, files.scratch_image, files.scratch, spec.resources.disk_mb
             )
             for name in MOUNTPOINTS:  # bwrap can't create them once the image is read-only
                 (spec.rootfs / name).mkdir(exist_ok=True)
+            _file_mountpoints(spec)
             proc = self._launch(spec, files, record)
             self._children[spec.instance_id] = proc
             record.started(proc.pid, start_time(proc.pid) or 0, time.time()).save(files.record)
@@ -390,6 +393,16 @@ class SandboxDriver:
         child = self._children.get(instance_id)
         if child is not None:
             child.poll()
+
+
+def _file_mountpoints(spec: SandboxSpec) -> None:
+    """An empty file in the image where a file is bound and the image has none (an
+    /etc/hosts): bwrap can make no mountpoint in a read-only root."""
+    for bind in spec.binds:
+        target = spec.rootfs / bind.target.lstrip("/")
+        if bind.source.is_file() and not target.exists() and not target.is_symlink():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
 
 
 def _joiner(record: Record, net: netns.Network | None = None) -> Callable[[], None]:

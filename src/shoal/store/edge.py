@@ -1,5 +1,6 @@
 """The edge's route table, from the store: each public route of each web service's active
-deployment, with the healthy instances that serve it."""
+deployment, its proxy ports and its private mesh addresses, with the healthy instances that
+serve them."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shoal.core.definition import DeploymentDefinition
-from shoal.core.edge import EdgeRoute, EdgeTable, EdgeTcpRoute, app_domain, routes_of, tcp_routes_of
+from shoal.core.edge import (
+    EdgeRoute,
+    EdgeTable,
+    EdgeTcpRoute,
+    app_domain,
+    mesh_routes_of,
+    routes_of,
+    tcp_routes_of,
+)
 from shoal.core.enums import InstanceStatus, ServiceStatus, ServiceType
 from shoal.core.rollout import Desired
-from shoal.store import proxy_ports
+from shoal.store import mesh, proxy_ports
 from shoal.store.tables import App, Deployment, Instance, Organization, Service
 
 GONE = (ServiceStatus.DELETING.value, ServiceStatus.DELETED.value)
@@ -57,6 +66,7 @@ def table(s: Session, base_domain: str) -> EdgeTable:
     routes: list[EdgeRoute] = []
     tcp: list[EdgeTcpRoute] = []
     public = proxy_ports.public_ports(s)
+    private = mesh.addresses(s)
     for service_id, active_id, app_name, org_name in services:
         active = definitions.get(active_id)
         if active is None:
@@ -70,6 +80,7 @@ def table(s: Session, base_domain: str) -> EdgeTable:
             app_domain(app_name, org_name, base_domain), service_id, active, instances
         )
         tcp += tcp_routes_of(service_id, active, instances, public)
+        tcp += mesh_routes_of(service_id, active, instances, private.get(service_id, {}))
     # Two services of an app routing the same path: the older keeps it, no traffic is split.
     taken: set[tuple[str, str]] = set()
     unique = []

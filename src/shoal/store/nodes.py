@@ -21,8 +21,9 @@ from shoal.core.assignment import build as build_assignment
 from shoal.core.definition import DeploymentDefinition
 from shoal.core.edge import app_domain
 from shoal.core.enums import DeploymentStatus, InstanceStatus, SecretType
+from shoal.core.mesh import Mesh, hosts
 from shoal.core.rollout import Desired
-from shoal.store import events
+from shoal.store import events, mesh
 from shoal.store.secretbox import SecretBox
 from shoal.store.tables import (
     App,
@@ -67,10 +68,11 @@ def fingerprint(s: Session, node_id: str) -> str:
     if node is not None:
         node.last_seen_at = utcnow()
     rows = s.execute(
-        select(Instance.id, Instance.desired)
+        select(Instance.id, Instance.desired, Instance.organization_id)
         .where(Instance.node_id == node_id, Instance.status.not_in(FINAL))
         .order_by(Instance.id)
     ).all()
+    names = mesh.views(s, {r.organization_id for r in rows})  # their /etc/hosts
     builds = s.scalars(
         select(Deployment.id)
         .where(
@@ -80,13 +82,15 @@ def fingerprint(s: Session, node_id: str) -> str:
         )
         .order_by(Deployment.id)
     ).all()
-    return hashlib.sha256(repr((rows, builds)).encode()).hexdigest()[:32]
+    return hashlib.sha256(repr((rows, builds, sorted(names.items()))).encode()).hexdigest()[:32]
 
 
 def assignments(s: Session, box: SecretBox, node_id: str, base_domain: str) -> list[Assignment]:
     out = []
     secret_cache: dict[str, tuple[dict[str, str], dict[str, RegistrySecret]]] = {}
-    for inst in _assigned(s, node_id):
+    assigned = _assigned(s, node_id)
+    names = mesh.views(s, {inst.organization_id for inst in assigned})
+    for inst in assigned:
         dep = s.get(Deployment, inst.deployment_id)
         svc = s.get(Service, inst.service_id)
         app = s.get(App, inst.app_id)
@@ -115,7 +119,11 @@ def assignments(s: Session, box: SecretBox, node_id: str, base_domain: str) -> l
             public_domain=app_domain(app.name, org.name, base_domain),
         )
         artifact = Artifact.model_validate(dep.artifact) if dep.artifact else None
-        out.append(build_assignment(placement, definition, values, registry, artifact))
+        assignment = build_assignment(placement, definition, values, registry, artifact)
+        if inst.organization_id in names:
+            block, services = names[inst.organization_id]
+            assignment.mesh = Mesh(block=block, hosts=hosts(app.id, inst.region, services))
+        out.append(assignment)
     return out
 
 

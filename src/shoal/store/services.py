@@ -24,7 +24,7 @@ from shoal.core.errors import FieldError as FE
 from shoal.core.regional import regional_definition
 from shoal.core.status import STARTING_UP, Intent, ServiceFacts, service_status
 from shoal.core.validation import Context
-from shoal.store import apps, events, proxy_ports
+from shoal.store import apps, events, mesh, proxy_ports
 from shoal.store import archives as archive_store
 from shoal.store import secrets as secret_store
 from shoal.store.query import Listing, Page, find, paginate, statement
@@ -260,6 +260,7 @@ def new_deployment(
     )
     if save_only:
         return dep
+    mesh.assign(s, svc, definition)
     for region in definition.regions or []:
         rd = RegionalDeployment(
             organization_id=svc.organization_id,

@@ -328,6 +328,28 @@ class ProxyPort(Base):
     public_port: Mapped[int] = mapped_column(unique=True)
 
 
+class MeshBlock(Base):
+    """An organization's block of the private mesh's addresses (core/mesh.py)."""
+
+    __tablename__ = "mesh_blocks"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(unique=True)
+
+
+class MeshAddress(Base):
+    """A web service's mesh address: for all its regions (scope "") or for one region."""
+
+    __tablename__ = "mesh_addresses"
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(36), index=True)
+    address: Mapped[str] = mapped_column(String(15), unique=True)
+
+
 class Archive(Base):
     """An uploaded source tree (a gzipped tar) that deployments build from, like a git one."""
 
