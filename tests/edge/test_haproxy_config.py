@@ -85,7 +85,7 @@ def test_haproxy_takes_both_configurations(tmp_path: Path):
         ClientRegion(("fra", "was"), "fra", "X-Shoal-Region", str(tmp_path / "sources.map")),
         str(tmp_path / "edge.sock"),
         str(tmp_path / "requests.sock"),
-        [("t-20000", 20000, [server_line("i1", "10.0.0.1", 7000, False)])],
+        [("t-20000", "", 20000, [server_line("i1", "10.0.0.1", 7000, False)])],
     )
     assert "listen t-20000\n    bind 127.0.0.1:20000" in edge
     api = render(
