@@ -30,6 +30,7 @@ from shoal.api.routers import (
     secrets,
     services,
     tenancy,
+    usages,
 )
 from shoal.store import archives as archive_store
 
@@ -61,6 +62,7 @@ def create_api(platform: Platform) -> ASGIApp:
         edge.router,
         logs.router,
         metrics.router,
+        usages.router,
         instance_exec.router,
         instance_exec.internal,
     ):

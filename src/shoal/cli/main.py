@@ -13,6 +13,7 @@ from shoal.cli.exits import EPILOG, ExitCodeGroup
 from shoal.cli.login import login
 from shoal.cli.output import Format
 from shoal.cli.state import State
+from shoal.cli.usage import usage
 
 app = typer.Typer(
     name="shoal",
@@ -50,5 +51,6 @@ def main(
 
 app.command()(login)
 app.command()(deploy)
+app.command()(usage)
 for group in (apps, services, deployments, instances, secrets, catalog):
     app.add_typer(group.app)

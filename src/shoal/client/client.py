@@ -230,3 +230,11 @@ class ShoalClient:
 
     def list_regions(self) -> list[JSON]:
         return self._list("/v1/catalog/regions", "regions")
+
+    # Usage
+
+    def usage(self, starting_time: str | None, ending_time: str | None) -> JSON:
+        params = {"starting_time": starting_time, "ending_time": ending_time}
+        given = {k: v for k, v in params.items() if v}
+        usage: JSON = self._call("GET", "/v1/usages", params=given)["usage"]
+        return usage

@@ -23,7 +23,7 @@ from shoal.core.edge import app_domain
 from shoal.core.enums import DeploymentStatus, InstanceStatus, SecretType
 from shoal.core.mesh import Mesh, hosts
 from shoal.core.rollout import Desired
-from shoal.store import events, mesh
+from shoal.store import events, mesh, usage
 from shoal.store.secretbox import SecretBox
 from shoal.store.tables import (
     App,
@@ -154,10 +154,12 @@ def apply_report(s: Session, node_id: str, report: InstanceReport) -> str | None
         inst.address = report.address
     if report.started_at and inst.started_at is None:
         inst.started_at = report.started_at
+        usage.started(s, inst)
     if status == InstanceStatus.HEALTHY.value and inst.succeeded_at is None:
         inst.succeeded_at = utcnow()
     if status in FINAL:
         inst.terminated_at = report.terminated_at or utcnow()
+        usage.ended(s, inst)
     if status != inst.status or (report.message and [report.message] != inst.messages):
         inst.status = status
         inst.messages = [report.message] if report.message else []

@@ -350,6 +350,26 @@ class MeshAddress(Base):
     address: Mapped[str] = mapped_column(String(15), unique=True)
 
 
+class InstanceUsage(Base):
+    """An instance's run, for usage and billing: kept when the instance's rows, service and
+    app are gone (store/usage.py)."""
+
+    __tablename__ = "instance_usages"
+    __table_args__ = (Index("ix_instance_usages_org_start", "organization_id", "started_at"),)
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(36))
+    app_id: Mapped[str] = mapped_column(String(36))
+    app_name: Mapped[str] = mapped_column(String(64))
+    service_id: Mapped[str] = mapped_column(String(36))
+    service_name: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(16))
+    deployment_id: Mapped[str] = mapped_column(String(36))
+    regional_deployment_id: Mapped[str] = mapped_column(String(36))
+    instance_type: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    terminated_at: Mapped[datetime | None]
+
+
 class Archive(Base):
     """An uploaded source tree (a gzipped tar) that deployments build from, like a git one."""
 
