@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from shoal.autoscale.policy import STABLE_S, Decision, Scale, Scaling, Second, Targets, decide
+from shoal.autoscale.policy import (
+    STABLE_S,
+    Decision,
+    Scale,
+    Scaling,
+    Second,
+    Targets,
+    Utilisation,
+    decide,
+)
 
 CONCURRENCY_2 = Targets(concurrent_requests=2)
 
@@ -99,11 +108,20 @@ def test_static_scalings_and_targets_from_the_definition():
             {"concurrent_requests": {"value": 20}},
             {"requests_per_second": {"value": 0}},  # 0: disabled
             {"requests_response_time": {"value": 300, "quantile": 99}},
-            {"average_cpu": {"value": 80}},  # not measured yet
+            {"average_mem": {"value": 0}},
         ]
     )
     assert targets == Targets(concurrent_requests=20, response_time_ms=300, response_quantile=99)
-    assert not Targets.of([{"average_cpu": {"value": 80}}]).any
+    assert Targets.of([{"average_cpu": {"value": 80}}]) == Targets(average_cpu=80)
+    assert not Targets.of([{"average_mem": {"value": 0}}]).any
+
+
+def test_cpu_and_memory_targets_scale_in_proportion():
+    used = [Utilisation(float(t), 90, 30) for t in range(1, 61)]  # two instances at 90 % CPU
+    cpu = decide(Scaling(1, 10, Targets(average_cpu=45)), [], 2, Scale(2), 60, used=used)
+    assert cpu.replicas == 4 and "average CPU 90% > target 45%" in cpu.reason
+    mem = decide(Scaling(1, 10, Targets(average_mem=60)), [], 2, Scale(2), 60, used=used)
+    assert mem.replicas == 1 and "average memory 30% <= target 60%" in mem.reason
 
 
 def test_scalings_from_regional_definitions():

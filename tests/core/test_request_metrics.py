@@ -6,7 +6,9 @@ from shoal.core.metrics import (
     RETENTION_S,
     RequestMetrics,
     RequestSample,
+    ResourceSample,
     quantile,
+    resource_series,
     response_quantiles,
     series,
 )
@@ -76,3 +78,24 @@ def test_series_in_steps():
     # No request in a step: throughput 0, no response time.
     assert [p.value for p in series(samples, "HTTP_THROUGHPUT", 120, 130, 5)] == [0, 0]
     assert series(samples, "HTTP_RESPONSE_TIME_99P", 120, 130, 5) == []
+
+
+def test_resource_samples_are_kept_an_hour_and_averaged_per_step():
+    def used(at: float, cpu: float, mem: int, inst: str = "i1") -> ResourceSample:
+        return ResourceSample(service_id="svc", instance_id=inst, at=at, cpu_percent=cpu,
+                              memory_bytes=mem, memory_limit_bytes=1000)  # fmt: skip
+
+    m = RequestMetrics()
+    m.add_resources([used(101, 50, 200), used(102, 70, 400), used(101, 10, 100, "i2")], 102)
+    found = m.resources("svc", 100, 200)
+    assert sorted(found) == ["i1", "i2"] and found["i1"][1].memory_percent == 40
+    assert list(m.resources("svc", 100, 200, "i2")) == ["i2"]
+    cpu = resource_series(found["i1"], "CPU_TOTAL_PERCENT", 100, 110, 10)
+    assert [(p.at, p.value) for p in cpu] == [(110, 60)]
+    assert [p.value for p in resource_series(found["i1"], "MEM_RSS", 100, 110, 10)] == [300]
+    assert m.services() == {"svc"}
+    m.add_resources([], 102 + RETENTION_S + 1)
+    assert m.resources("svc", 0, 10_000) == {}
+    m.add_resources([used(5000, 1, 1)], 5000)
+    m.forget({"svc"})
+    assert m.services() == set()

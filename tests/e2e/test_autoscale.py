@@ -115,3 +115,9 @@ def test_a_step_of_load_scales_up_to_max_and_back_to_one(
     assert steps[: peak + 1] == sorted(steps[: peak + 1])  # up, then
     assert steps[peak:] == sorted(steps[peak:], reverse=True)  # only down: no flapping
     assert steps[-1] == 1
+
+    # The node sampled the instances' CPU (busy while the load lasted) and memory.
+    params = {"service_id": svc_id, "step": "1m"}
+    for name in ("CPU_TOTAL_PERCENT", "MEM_RSS"):
+        got = api.get("/v1/streams/metrics", params={**params, "name": name}).json()["metrics"]
+        assert len(got) >= 3 and all(p["value"] > 0 for m in got for p in m["samples"]), name

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from shoal.agent.builds import Node as BuildNode
 from shoal.agent.exec_sessions import ExecSessions
 from shoal.agent.instance import InstanceTask, write_hosts
 from shoal.agent.logs import LogFollower
+from shoal.agent.utilisation import Sampler
 from shoal.build.image import ImageStore
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
@@ -32,12 +34,15 @@ from shoal.core.assignment import (
     ReportBatch,
 )
 from shoal.core.enums import InstanceStatus
+from shoal.core.metrics import ResourceSample
 from shoal.core.rollout import Desired
 from shoal.runtime.driver import Driver, SandboxState
 
 log = logging.getLogger(__name__)
 POLL_WAIT_S = 2.0
 FLUSH_S = 0.5
+SAMPLE_S = 1.0  # how often each instance's CPU and memory are sampled
+MAX_SAMPLES = 10_000  # kept while the API cannot take them
 _FINAL = (InstanceStatus.STOPPED, InstanceStatus.ERROR)
 
 
@@ -68,6 +73,8 @@ class Agent:
         self._pending_builds: dict[str, BuildReport] = {}
         self._lines: list[LogLine] = []
         self._flush = asyncio.Event()
+        self.sampler = Sampler(driver)
+        self._used: list[ResourceSample] = []  # instances' use of their type, not sent yet
         self.node_id = ""
 
     # -- reports -------------------------------------------------------------------------------
@@ -113,18 +120,24 @@ class Agent:
                 self._lines += self.follower.read(instance_id, stream, path)
 
     async def _flush_loop(self) -> None:
+        next_sample = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush.wait(), FLUSH_S)
             self._flush.clear()
             for instance_id in list(self.tasks):
                 self._collect_logs(instance_id)
-            if not self._pending and not self._lines and not self._pending_builds:
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + SAMPLE_S
+                used = await asyncio.to_thread(self.sampler.sample, dict(self.tasks), time.time())
+                self._used = (self._used + used)[-MAX_SAMPLES:]
+            if not (self._pending or self._lines or self._pending_builds or self._used):
                 continue
             batch = ReportBatch(
                 instances=list(self._pending.values()),
                 logs=self._lines[:5000],
                 builds=list(self._pending_builds.values()),
+                resources=self._used,
             )
             try:
                 await self.client.report(self.node_id, batch)
@@ -139,6 +152,7 @@ class Agent:
                 if self._pending_builds.get(b.deployment_id) is b:
                     del self._pending_builds[b.deployment_id]
             del self._lines[: len(batch.logs)]
+            self._used = self._used[len(batch.resources) :]
             self.follower.save()
 
     # -- the loop ------------------------------------------------------------------------------

@@ -15,14 +15,15 @@ Knative's KPA, made quicker to react:
   panic window's load is the larger of its own average and that of its last BURST_S.
 
 Targets: `concurrent_requests` and `requests_per_second` are per instance; for
-`requests_response_time` (a quantile in ms), the count grows in proportion to how far the
-observed quantile is over the target. `average_cpu` and `average_mem` are not measured yet:
-such a target alone keeps the count at `min`.
+`requests_response_time` (a quantile in ms), `average_cpu` and `average_mem` (percent of
+the instance type's vCPU and memory), the count grows in proportion to how far the
+observed value is over the target (Kubernetes' HPA rule).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +39,20 @@ class Targets:
     requests_per_second: float | None = None
     response_time_ms: float | None = None
     response_quantile: int = 95
+    average_cpu: float | None = None  # percent
+    average_mem: float | None = None  # percent
 
     @classmethod
     def of(cls, targets: list[dict[str, Any]]) -> Targets:
         """From a regional scaling's `targets` (zero or absent: not set)."""
         found: dict[str, Any] = {}
         for t in targets:
-            for name in ("concurrent_requests", "requests_per_second"):
+            for name in (
+                "concurrent_requests",
+                "requests_per_second",
+                "average_cpu",
+                "average_mem",
+            ):
                 if (t.get(name) or {}).get("value"):
                     found[name] = float(t[name]["value"])
             rt = t.get("requests_response_time") or {}
@@ -57,7 +65,13 @@ class Targets:
     def any(self) -> bool:
         return any(
             v is not None
-            for v in (self.concurrent_requests, self.requests_per_second, self.response_time_ms)
+            for v in (
+                self.concurrent_requests,
+                self.requests_per_second,
+                self.response_time_ms,
+                self.average_cpu,
+                self.average_mem,
+            )
         )
 
 
@@ -104,6 +118,15 @@ class Second:
 
 
 @dataclass(frozen=True)
+class Utilisation:
+    """One instance's use of its instance type at one moment."""
+
+    at: float
+    cpu_percent: float
+    memory_percent: float
+
+
+@dataclass(frozen=True)
 class Scale:
     """The last decision: what was wanted, since when, and the last burst seen."""
 
@@ -126,15 +149,17 @@ def decide(
     last: Scale,
     now: float,
     stable_s: float = STABLE_S,
+    used: Sequence[Utilisation] = (),
 ) -> Decision:
     """The count for one region, within the scaling's floor and ceiling (sleeping, the
     count 0, is decided elsewhere)."""
     floor, ceiling, targets = scaling.floor, scaling.ceiling, scaling.targets
     if not scaling.automatic:
         return Decision(floor, None, _why(last.replicas, floor, "static scaling"))
-    stable, why_stable = _desired(targets, load, now, stable_s, ready)
+    stable, why_stable = _desired(targets, load, used, now, stable_s, ready)
     burst, why_burst = max(
-        _desired(targets, load, now, PANIC_S, ready), _desired(targets, load, now, BURST_S, ready)
+        _desired(targets, load, used, now, PANIC_S, ready),
+        _desired(targets, load, used, now, BURST_S, ready),
     )
     panic_at = last.panic_at
     if burst >= PANIC_RATIO * max(ready, 1) and burst > last.replicas:
@@ -156,10 +181,17 @@ def decide(
 
 
 def _desired(
-    targets: Targets, load: list[Second], now: float, window: float, ready: int
+    targets: Targets,
+    load: list[Second],
+    used: Sequence[Utilisation],
+    now: float,
+    window: float,
+    ready: int,
 ) -> tuple[int, str]:
     """The count the load of the last `window` seconds asks for, and why."""
     inside = [s for s in load if now - window < s.at <= now]
+    using = [u for u in used if now - window < u.at <= now]
+    count = max(ready, 1)
     options = [(0, "no load")]
     if targets.concurrent_requests:
         busy = sum(s.busy_s for s in inside) / window
@@ -175,13 +207,21 @@ def _desired(
     if targets.response_time_ms and timed:
         weight = sum(s.requests for s in timed)
         ms = sum((s.response_ms or 0) * s.requests for s in timed) / weight
-        count = max(ready, 1)
         needed = math.ceil(count * ms / targets.response_time_ms - 1e-9)
         word = ">" if ms > targets.response_time_ms else "<="
         name = f"p{targets.response_quantile} response time"
         options.append(
             (needed, f"{name} {ms:.0f} ms {word} target {targets.response_time_ms:g} ms")
         )
+    for name, target, values in (
+        ("CPU", targets.average_cpu, [u.cpu_percent for u in using]),
+        ("memory", targets.average_mem, [u.memory_percent for u in using]),
+    ):
+        if target and values:
+            mean = sum(values) / len(values)
+            word = ">" if mean > target else "<="
+            needed = math.ceil(count * mean / target - 1e-9)
+            options.append((needed, f"average {name} {mean:.0f}% {word} target {target:g}%"))
     return max(options, key=lambda o: o[0])
 
 

@@ -1,6 +1,7 @@
 """The autoscaler's loop: every TICK_S, each region of each running service that scales on
-load gets a decision (autoscale/policy.py) from the edge's request metrics of the last
-stable window and the instances ready. The decision is stored (service_scales), so that a
+load gets a decision (autoscale/policy.py) from the edge's request metrics and the nodes'
+CPU and memory samples of the last stable window, and the instances ready. (It also lets
+the metrics of deleted services go.) The decision is stored (service_scales), so that a
 restarted control plane carries on; a change of count is a service event saying why, and a
 hint to the reconciler, which starts or drains instances (control/deployer.py reads the
 count).
@@ -19,7 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from shoal.autoscale.policy import STABLE_S, Decision, Scale, Scaling, Second, decide
+from shoal.autoscale.policy import (
+    STABLE_S,
+    Decision,
+    Scale,
+    Scaling,
+    Second,
+    Utilisation,
+    decide,
+)
 from shoal.core.definition import DeploymentDefinition
 from shoal.core.enums import InstanceStatus
 from shoal.core.metrics import RequestMetrics, RequestSample, weighted_response_ms
@@ -69,6 +78,8 @@ class Autoscaler:
                 )
             ).all()
             actives = {active_id for _, _, active_id in running}
+            existing = set(s.scalars(select(Service.id)).all())
+            self._metrics.forget(self._metrics.services() - existing)
             self._scalings = {k: v for k, v in self._scalings.items() if k in actives}
             for service_id, org_id, active_id in running:
                 if active_id is None:
@@ -114,6 +125,7 @@ class Autoscaler:
             healthy = status == InstanceStatus.HEALTHY.value and desired == Desired.RUN.value
             ready[region] += healthy and dep_id == active_id
         found = self._metrics.samples(service_id, now - self._stable_s, now)
+        used = self._metrics.resources(service_id, now - self._stable_s, now)
         changed = False
         for region, scaling in scalings.items():
             samples = [
@@ -123,6 +135,12 @@ class Autoscaler:
                 for x in xs
             ]
             load = seconds(samples, scaling.targets.response_quantile)
+            utilisation = [
+                Utilisation(x.at, x.cpu_percent, x.memory_percent)
+                for inst, xs in used.items()
+                if region_of.get(inst) == region
+                for x in xs
+            ]
             row = s.get(ServiceScale, (service_id, region))
             last = (
                 Scale(
@@ -133,7 +151,7 @@ class Autoscaler:
                 if row
                 else Scale(scaling.floor)
             )
-            d = decide(scaling, load, ready[region], last, now, self._stable_s)
+            d = decide(scaling, load, ready[region], last, now, self._stable_s, utilisation)
             self._store(s, row, service_id, region, last, d, now)
             if d.reason:
                 message = f"Scaled from {last.replicas} to {d.replicas} in {region}: {d.reason}"

@@ -25,6 +25,7 @@ from shoal.core.definition import (
 )
 from shoal.core.enums import BuildStatus, InstanceStatus
 from shoal.core.mesh import Mesh
+from shoal.core.metrics import ResourceSample
 from shoal.core.regional import regional_definition
 from shoal.core.rollout import Desired
 from shoal.core.secret_refs import interpolate
@@ -192,6 +193,7 @@ class ReportBatch(Wire):
     instances: list[InstanceReport] = []
     logs: list[LogLine] = []
     builds: list[BuildReport] = []
+    resources: list[ResourceSample] = []
 
 
 @dataclass(frozen=True)

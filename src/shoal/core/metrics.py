@@ -44,6 +44,21 @@ class RequestSample(BaseModel):
         return self.requests / self.seconds
 
 
+class ResourceSample(BaseModel):
+    """One instance's use of its instance type, as its node sampled it."""
+
+    service_id: str
+    instance_id: str
+    at: float  # Unix seconds
+    cpu_percent: float = Field(ge=0)  # of the instance type's vCPU, since the last sample
+    memory_bytes: int = Field(ge=0)
+    memory_limit_bytes: int = Field(ge=0)
+
+    @property
+    def memory_percent(self) -> float:
+        return 100 * self.memory_bytes / self.memory_limit_bytes if self.memory_limit_bytes else 0
+
+
 def quantile(ordered: list[float], q: float) -> float:
     """Nearest-rank quantile of an ascending list (not empty)."""
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
@@ -67,6 +82,28 @@ class RequestMetrics:
     def __init__(self) -> None:
         self._samples: dict[tuple[str, str | None], deque[RequestSample]] = {}
         self._codes: dict[tuple[str, str | None], dict[str, int]] = {}
+        self._used: dict[tuple[str, str], deque[ResourceSample]] = {}
+
+    def add_resources(self, samples: Iterable[ResourceSample], now: float) -> None:
+        for s in samples:
+            self._used.setdefault((s.service_id, s.instance_id), deque()).append(s)
+        for key, kept in list(self._used.items()):
+            while kept and kept[0].at < now - RETENTION_S:
+                kept.popleft()
+            if not kept:
+                del self._used[key]
+
+    def resources(
+        self, service_id: str, start: float, end: float, instance_id: str | None = None
+    ) -> dict[str, list[ResourceSample]]:
+        """Instance id -> its resource samples taken in (start, end]."""
+        out = {}
+        for (svc, inst), kept in self._used.items():
+            if svc == service_id and (instance_id is None or inst == instance_id):
+                found = [s for s in kept if start < s.at <= end]
+                if found:
+                    out[inst] = found
+        return out
 
     def add(self, samples: Iterable[RequestSample], now: float) -> None:
         for s in samples:
@@ -89,6 +126,8 @@ class RequestMetrics:
         for store in (self._samples, self._codes):
             for key in [k for k in store if k[0] in service_ids]:
                 del store[key]
+        for used in [k for k in self._used if k[0] in service_ids]:
+            del self._used[used]
 
     def samples(
         self, service_id: str, start: float, end: float, instance_id: str | None = None
@@ -100,6 +139,10 @@ class RequestMetrics:
             if svc == service_id and (instance_id is None or inst == instance_id):
                 out[inst] = [s for s in kept if start < s.at <= end]
         return {inst: found for inst, found in out.items() if found}
+
+    def services(self) -> set[str]:
+        """The services anything is held for."""
+        return {svc for svc, _ in (*self._codes, *self._samples, *self._used)}
 
     def totals(self, service_ids: set[str]) -> dict[tuple[str, str | None], dict[str, int]]:
         """(service, instance) -> requests by status class since the platform started."""
@@ -121,6 +164,23 @@ def series(
         value = _value(inside, name, hi - lo)
         if value is not None:
             points.append(Point(hi, value))
+    return points
+
+
+def resource_series(
+    samples: list[ResourceSample], name: str, start: float, end: float, step: float
+) -> list[Point]:
+    """CPU_TOTAL_PERCENT (percent of the vCPU) or MEM_RSS (bytes) over [start, end] in steps:
+    the mean of each step's samples (a step with none has no point)."""
+    points = []
+    for n in range(max(1, math.ceil((end - start) / step))):
+        lo, hi = start + n * step, min(start + (n + 1) * step, end)
+        inside = [s for s in samples if lo < s.at <= hi]
+        if inside:
+            values = [
+                s.cpu_percent if name == "CPU_TOTAL_PERCENT" else s.memory_bytes for s in inside
+            ]
+            points.append(Point(hi, sum(values) / len(values)))
     return points
 
 

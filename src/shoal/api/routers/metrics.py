@@ -27,6 +27,7 @@ from shoal.core.metrics import (
     QUANTILES,
     RESPONSE_TIMES,
     RequestMetrics,
+    resource_series,
     series,
     weighted_response_ms,
 )
@@ -35,7 +36,8 @@ from shoal.store.tables import App, Instance, Service
 from shoal.store.tenancy import Principal
 
 router = APIRouter(tags=["Metrics"], responses=ERROR_RESPONSES)
-COLLECTED = ("HTTP_THROUGHPUT", *RESPONSE_TIMES)
+RESOURCES = ("CPU_TOTAL_PERCENT", "MEM_RSS")
+COLLECTED = ("HTTP_THROUGHPUT", *RESPONSE_TIMES, *RESOURCES)
 MAX_POINTS = 10_000
 RECENT_S = 60.0  # what /metrics' gauges are over
 _STEP = re.compile(r"^([1-9][0-9]{0,5})([smh])$")
@@ -118,8 +120,9 @@ async def get_metrics(
     who: Principal = Depends(principal),
     p: Platform = Depends(platform),
 ) -> GetMetricsReply:
-    """Request metrics of a service's instances (one series each) or of one instance:
-    requests per second, and response times in milliseconds."""
+    """Metrics of a service's instances (one series each) or of one instance: requests per
+    second, response times in milliseconds, CPU in percent of the instance type's vCPU,
+    memory in bytes."""
     if q.name not in COLLECTED:
         why = f"shoal collects {', '.join(COLLECTED)}"
         raise InvalidArgument(f"metric {q.name} is not collected", [FieldError("name", why)])
@@ -132,12 +135,17 @@ async def get_metrics(
     if span / q.step_s > MAX_POINTS:
         why = f"more than {MAX_POINTS} points: take a longer step or a shorter range"
         raise InvalidArgument(why, [FieldError("step", why)])
-    found = p.metrics.samples(service_id, start.timestamp(), end.timestamp(), q.instance_id)
+    lo, hi = start.timestamp(), end.timestamp()
+    if q.name in RESOURCES:
+        used = p.metrics.resources(service_id, lo, hi, q.instance_id)
+        found = {i: resource_series(xs, q.name, lo, hi, q.step_s) for i, xs in used.items()}
+    else:
+        requests = p.metrics.samples(service_id, lo, hi, q.instance_id)
+        found = {  # (requests no instance answered have no instance)
+            i: series(xs, q.name, lo, hi, q.step_s) for i, xs in requests.items() if i
+        }
     out = []
-    for instance_id, samples in sorted(found.items(), key=lambda kv: kv[0] or ""):
-        if instance_id is None:  # requests no instance answered have no response time
-            continue
-        points = series(samples, q.name, start.timestamp(), end.timestamp(), q.step_s)
+    for instance_id, points in sorted(found.items()):
         out.append(
             MetricSeries(
                 labels={"service_id": service_id, "instance_id": instance_id},

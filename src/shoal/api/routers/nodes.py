@@ -100,5 +100,6 @@ def report(node_id: str, batch: ReportBatch = Body(...), p: Platform = Depends(p
         logs.append(s, node_id, batch.logs)  # first: a failed build's report quotes them
         services = {nodes.apply_report(s, node_id, r) for r in batch.instances}
         services |= {builds.apply(s, node_id, r) for r in batch.builds}
+    p.metrics.add_resources(batch.resources, time.time())
     p.hint(sid for sid in services if sid)
     return Empty()
