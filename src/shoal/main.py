@@ -17,7 +17,7 @@ import re
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,19 +57,6 @@ def _write_token(path: Path, token: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
-
-
-def _server(config: uvicorn.Config) -> uvicorn.Server:
-    """uvicorn's server, minus its signal capture: `shoal up` handles SIGINT/SIGTERM itself
-    and exits 0 after a clean stop (uvicorn would re-raise the signal and die by it)."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return Server(config)
 
 
 def _request_exit(
@@ -311,13 +298,14 @@ def _api_server(platform: Platform, listen: tuple[str, int] | Path) -> uvicorn.S
     import uvicorn
 
     from shoal.api.app import create_api
+    from shoal.serving import Server
 
     where = (
         {"uds": str(listen), "timeout_keep_alive": HAPROXY_KEEP_ALIVE_S}
         if isinstance(listen, Path)
         else {"host": listen[0], "port": listen[1]}
     )
-    return _server(
+    return Server(
         uvicorn.Config(
             create_api(platform),
             log_level="warning",

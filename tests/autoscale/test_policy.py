@@ -131,3 +131,22 @@ def test_scalings_from_regional_definitions():
     assert not Scaling.of({"min": 2, "max": 2, "targets": auto.targets and []}).automatic
     assert not Scaling.of({"min": 1, "max": 3}).automatic  # no target: the min
     assert Scaling.of(None).floor == 1
+
+
+def test_a_min_0_region_sleeps_after_its_idle_delay_and_stays_asleep():
+    naps = Scaling.of({"min": 0, "max": 2, "targets": [{"sleep_idle_delay": {"value": 30}}]})
+    assert (naps.sleeps, naps.sleep_after, naps.floor) == (True, 30, 1)
+    assert Scaling.of({"min": 0, "max": 1}, "free").sleep_after == 120  # the seed's free type
+    assert Scaling.of({"min": 0, "max": 1}).sleep_after == 300
+    assert not Scaling.of({"min": 1, "max": 1}).sleeps
+    last = Scale(1, changed_at=0)
+    # The last request 20 s ago: awake. 31 s ago: asleep.
+    assert decide(naps, [], 1, last, 100, active_at=80).replicas == 1
+    d = decide(naps, [], 1, last, 100, active_at=69)
+    assert d.replicas == 0 and d.reason == "no request for 31 s: sleeping"
+    # Woken 10 s ago (the count set again, changed_at then): awake, whatever the requests.
+    assert decide(naps, [], 1, Scale(1, changed_at=90), 100, active_at=0).replicas == 1
+    # Asleep: only a request wakes it, through the API.
+    assert decide(naps, steady(0, 100, 50), 0, Scale(0, 50), 100, active_at=99) == Decision(
+        0, None, ""
+    )

@@ -64,9 +64,11 @@ def test_prefix_stripping_rules():
         REGIONS,
         "/run/edge.sock",
         "/run/requests.sock",
+        "/run/activator.sock",
     )
     assert "replace-path '^/api\\.v1/?(.*)$' '/\\1'" in cfg
     assert "server i1 10.0.0.1:9000 proto h2" in cfg
+    assert "server wake unix@/run/activator.sock backup" in cfg
     root = cfg.split("backend r-root", 1)[1].split("backend", 1)[0]
     assert "replace-path" not in root
 
@@ -85,6 +87,7 @@ def test_haproxy_takes_both_configurations(tmp_path: Path):
         ClientRegion(("fra", "was"), "fra", "X-Shoal-Region", str(tmp_path / "sources.map")),
         str(tmp_path / "edge.sock"),
         str(tmp_path / "requests.sock"),
+        str(tmp_path / "activator.sock"),
         [("t-20000", "", 20000, [server_line("i1", "10.0.0.1", 7000, False)])],
     )
     assert "listen t-20000\n    bind 127.0.0.1:20000" in edge

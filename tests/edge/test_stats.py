@@ -27,13 +27,15 @@ def test_a_window_is_the_difference_and_the_backends_own_answers_are_its_503s():
         stat(
             ("r-a", "i1", 1, 30, 1, 5),  # 20 more 2xx, a 5xx of the instance
             ("r-a", "i2", 0, 5, 0, 2),  # added since: all of it counts
-            ("r-a", "i3", 0, 0, 0, 0),  # nothing answered: left out
+            ("r-a", "i3", 0, 0, 0, 0),  # nothing answered, nothing open: left out
+            ("r-a", "i4", 2, 0, 0, 0),  # two WebSockets open, say
             ("r-a", "BACKEND", 1, 35, 4, 5),  # and 3 503s no server answered
         )
     )
     assert window(before, after) == {
-        ("r-a", "i1"): Answered({"2xx": 20, "5xx": 1}, 21 * 5.0),
+        ("r-a", "i1"): Answered({"2xx": 20, "5xx": 1}, 21 * 5.0, open=1),
         ("r-a", "i2"): Answered({"2xx": 5}, 10.0),
+        ("r-a", "i4"): Answered({}, 0.0, open=2),
         ("r-a", None): Answered({"5xx": 3}, 0.0),
     }
     # Counters lower than before (a reload, a server made again): counted from zero.

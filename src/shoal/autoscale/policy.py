@@ -27,10 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shoal.core.definition import DeploymentDefinition
+from shoal.core.regional import regional_definition
+
 STABLE_S = 60.0
 PANIC_S = 6.0
 BURST_S = 2.0
 PANIC_RATIO = 2.0
+SLEEP_S = 300.0  # idle before a `min: 0` region sleeps, unless its target says
+FREE_SLEEP_S = 120.0  # the seed's free instances
 
 
 @dataclass(frozen=True)
@@ -77,18 +82,32 @@ class Targets:
 
 @dataclass(frozen=True)
 class Scaling:
-    """One region's scaling: `min` (0: may sleep), `max`, and the targets."""
+    """One region's scaling: `min` (0: sleeps after `sleep_after` seconds without a
+    request), `max`, and the targets."""
 
     low: int
     high: int
     targets: Targets = Targets()
+    sleep_after: float | None = None
 
     @classmethod
-    def of(cls, scaling: dict[str, Any] | None) -> Scaling:
-        """From a regional definition's `scaling` (none: one instance)."""
-        scaling = scaling or {}
+    def of(cls, scaling: dict[str, Any] | None, instance_type: str | None = None) -> Scaling:
+        """From a regional definition's `scaling` and instance type (no scaling: one
+        instance). The idle delay is the target's deep one (else its `value`, else its light
+        one), by default FREE_SLEEP_S for the free type and SLEEP_S for the others."""
+        if not scaling:
+            return cls(1, 1)
         low = int(scaling.get("min") or 0)
-        return cls(low, int(scaling.get("max") or 0), Targets.of(scaling.get("targets") or []))
+        targets = scaling.get("targets") or []
+        sleep_after = None
+        if low == 0:
+            sleep_after = FREE_SLEEP_S if instance_type == "free" else SLEEP_S
+            for t in targets:
+                delay = t.get("sleep_idle_delay") or {}
+                for key in ("light_sleep_value", "value", "deep_sleep_value"):
+                    if delay.get(key) is not None:
+                        sleep_after = float(delay[key])
+        return cls(low, int(scaling.get("max") or 0), Targets.of(targets), sleep_after)
 
     @property
     def floor(self) -> int:
@@ -105,6 +124,27 @@ class Scaling:
 
     def bound(self, replicas: int) -> int:
         return min(max(replicas, self.floor), self.ceiling)
+
+    @property
+    def sleeps(self) -> bool:
+        return self.sleep_after is not None
+
+    def count(self, stored: int | None) -> int:
+        """How many instances run, given the stored decision (None: none yet)."""
+        if stored == 0 and self.sleeps:
+            return 0
+        if stored is not None and self.automatic:
+            return self.bound(stored)
+        return self.floor
+
+
+def scalings(definition: DeploymentDefinition) -> dict[str, Scaling]:
+    """A deployment's scaling in each of its regions."""
+    out = {}
+    for region in definition.regions or []:
+        view = regional_definition(definition, region)
+        out[region] = Scaling.of(view.get("scaling"), view.get("instance_type"))
+    return out
 
 
 @dataclass(frozen=True)
@@ -150,10 +190,19 @@ def decide(
     now: float,
     stable_s: float = STABLE_S,
     used: Sequence[Utilisation] = (),
+    active_at: float = 0.0,
 ) -> Decision:
-    """The count for one region, within the scaling's floor and ceiling (sleeping, the
-    count 0, is decided elsewhere)."""
+    """The count for one region, within the scaling's floor and ceiling; 0 (asleep) once a
+    region that sleeps has had nothing to do since `active_at` (its last request, or open
+    connection, or wake) for its idle delay. Only a request wakes it (it is not decided
+    here: the edge asks the control plane)."""
     floor, ceiling, targets = scaling.floor, scaling.ceiling, scaling.targets
+    if scaling.sleep_after is not None:
+        if last.replicas == 0:
+            return Decision(0, None, "")
+        idle = now - max(active_at, last.changed_at)
+        if idle >= scaling.sleep_after:
+            return Decision(0, None, f"no request for {idle:.0f} s: sleeping")
     if not scaling.automatic:
         return Decision(floor, None, _why(last.replicas, floor, "static scaling"))
     stable, why_stable = _desired(targets, load, used, now, stable_s, ready)

@@ -73,6 +73,11 @@ class NodeClient:
         body = [s.model_dump(mode="json") for s in samples]
         await self._call("POST", "/internal/v1/edge/metrics", json=body)
 
+    async def wake(self, service_id: str) -> bool:
+        """Wake a sleeping service; False when it was not asleep (nothing to wait for)."""
+        r = await self._call("POST", "/internal/v1/edge/wake", json={"service_id": service_id})
+        return bool(r.json().get("asleep"))
+
     async def archive(self, node_id: str, archive_id: str) -> bytes:
         """An uploaded archive a build of the node needs."""
         r = await self._call("GET", f"/internal/v1/nodes/{node_id}/archives/{archive_id}")

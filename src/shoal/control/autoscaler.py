@@ -28,11 +28,11 @@ from shoal.autoscale.policy import (
     Second,
     Utilisation,
     decide,
+    scalings,
 )
 from shoal.core.definition import DeploymentDefinition
 from shoal.core.enums import InstanceStatus
 from shoal.core.metrics import RequestMetrics, RequestSample, weighted_response_ms
-from shoal.core.regional import regional_definition
 from shoal.core.rollout import Desired
 from shoal.core.status import Intent
 from shoal.store import events
@@ -53,6 +53,7 @@ class Autoscaler:
     ) -> None:
         self._db, self._metrics, self._hint, self._stable_s = db, metrics, hint, stable_s
         self._scalings: dict[str, dict[str, Scaling]] = {}  # deployment -> region -> scaling
+        self._started = time.time()
 
     async def run(self) -> None:
         while True:
@@ -85,7 +86,9 @@ class Autoscaler:
                 if active_id is None:
                     continue
                 automatic = {
-                    r: sc for r, sc in self._scalings_of(s, active_id).items() if sc.automatic
+                    r: sc
+                    for r, sc in self._scalings_of(s, active_id).items()
+                    if sc.automatic or sc.sleeps
                 }
                 if automatic and self._service(s, service_id, org_id, active_id, automatic, now):
                     changed.add(service_id)
@@ -96,11 +99,7 @@ class Autoscaler:
         found = self._scalings.get(deployment_id)
         if found is None:
             raw = s.scalar(select(Deployment.definition).where(Deployment.id == deployment_id))
-            definition = DeploymentDefinition.model_validate(raw or {})
-            found = {
-                region: Scaling.of(regional_definition(definition, region).get("scaling"))
-                for region in definition.regions or []
-            }
+            found = scalings(DeploymentDefinition.model_validate(raw or {}))
             self._scalings[deployment_id] = found
         return found
 
@@ -149,15 +148,44 @@ class Autoscaler:
                     row.panic_at.timestamp() if row.panic_at else None,
                 )
                 if row
-                else Scale(scaling.floor)
+                else Scale(scaling.floor, now)
             )
-            d = decide(scaling, load, ready[region], last, now, self._stable_s, utilisation)
+            active_at = self._active_at(s, service_id, active_id, region, region_of, scaling, now)
+            d = decide(
+                scaling, load, ready[region], last, now, self._stable_s, utilisation, active_at
+            )
             self._store(s, row, service_id, region, last, d, now)
             if d.reason:
                 message = f"Scaled from {last.replicas} to {d.replicas} in {region}: {d.reason}"
                 events.record(s, org_id, "service", service_id, "autoscale", message)
                 changed = True
         return changed
+
+    def _active_at(
+        self,
+        s: Session,
+        service_id: str,
+        active_id: str,
+        region: str,
+        region_of: dict[str, str],
+        scaling: Scaling,
+        now: float,
+    ) -> float:
+        """When the region last had something to do: its last request or open connection,
+        its deployment's becoming healthy, or this loop's start (before it, nothing was
+        counted)."""
+        if scaling.sleep_after is None:
+            return 0.0
+        healthy = s.scalar(select(Deployment.succeeded_at).where(Deployment.id == active_id))
+        recent = self._metrics.samples(service_id, now - scaling.sleep_after - 1, now)
+        times = [
+            x.at
+            for inst, xs in recent.items()
+            if inst and region_of.get(inst) == region
+            for x in xs
+            if x.active
+        ]
+        return max([self._started, healthy.timestamp() if healthy else 0.0, *times])
 
     @staticmethod
     def _store(

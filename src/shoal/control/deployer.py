@@ -7,11 +7,10 @@ from collections.abc import Callable
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from shoal.autoscale.policy import Scaling
+from shoal.autoscale.policy import scalings
 from shoal.core.catalog import INSTANCE_TYPES
 from shoal.core.definition import DeploymentDefinition, StrategyType
 from shoal.core.enums import FINAL_DEPLOYMENT_STATUSES, DeploymentStatus, InstanceStatus
-from shoal.core.regional import regional_definition
 from shoal.core.rollout import (
     Action,
     Activate,
@@ -35,15 +34,10 @@ _LIVE = [s.value for s in InstanceStatus if s not in (InstanceStatus.STOPPED, In
 
 
 def replicas(definition: DeploymentDefinition, scales: dict[str, int]) -> dict[str, int]:
-    """How many instances each region runs: the autoscaler's count (`scales`) where the
-    region scales on load, within its min and max; else the min. At least one until sleep
-    decides otherwise."""
-    out = {}
-    for region in definition.regions or []:
-        scaling = Scaling.of(regional_definition(definition, region).get("scaling"))
-        automatic = scaling.automatic and region in scales
-        out[region] = scaling.bound(scales[region]) if automatic else scaling.floor
-    return out
+    """How many instances each region runs: none while it sleeps, the autoscaler's count
+    (`scales`) where the region scales on load, within its min and max; else the min, at
+    least one."""
+    return {region: sc.count(scales.get(region)) for region, sc in scalings(definition).items()}
 
 
 def snapshot(s: Session, svc: Service) -> tuple[Snapshot, dict[str, Deployment]]:

@@ -34,6 +34,12 @@ class RequestSample(BaseModel):
     codes: dict[str, int] = {}  # "2xx" -> how many
     busy_ms: float = Field(0, ge=0)  # the time its requests spent in flight, summed
     response_ms: list[float] = []  # p50, p90, p99, max of the window (empty: none timed)
+    open: int = Field(0, ge=0)  # requests in flight at the window's end (a WebSocket, say)
+
+    @property
+    def active(self) -> bool:
+        """Whether the instance had anything to do: a request, or one still open."""
+        return bool(self.requests or self.open)
 
     @property
     def concurrent(self) -> float:

@@ -30,11 +30,13 @@ from pathlib import Path
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
 from shoal.core.catalog import KNOWN_REGIONS
-from shoal.core.edge import EdgeTable, choices, layout, server_changes
+from shoal.core.edge import EdgeServer, EdgeTable, choices, layout, server_changes
 from shoal.core.mesh import MESH_POOL
 from shoal.core.metrics import RequestSample, response_quantiles
 from shoal.edge import haproxy, request_log, stats
+from shoal.edge.activator import Activator
 from shoal.edge.haproxy_config import (
+    NO_INSTANCE,
     Backend,
     ClientRegion,
     map_key,
@@ -76,6 +78,14 @@ class Edge:
         self._config = run_dir / "edge.cfg"
         self._map = run_dir / "routes.map"
         self._request_log = run_dir / "requests.sock"
+        self._activator_socket = run_dir / "activator.sock"
+        self._pools: dict[str, tuple[EdgeServer, ...]] = {}  # backend -> servers applied
+        self._activator = Activator(
+            client,
+            lambda backend: self._pools.get(backend, ()),
+            self._activator_socket,
+            NO_INSTANCE,
+        )
         self._regions = ClientRegion(
             tuple(KNOWN_REGIONS), region, region_header, str(run_dir / "sources.map")
         )
@@ -98,7 +108,11 @@ class Edge:
         await asyncio.to_thread(haproxy.check, self._binary, self._config)
         group = grp.getgrnam(self._user).gr_gid if self._user else None
         transport, requests = await request_log.listen(self._request_log, group)
+        activator = asyncio.create_task(self._activator.serve())
+        while not self._activator_socket.exists() and not activator.done():
+            await asyncio.sleep(0.01)  # HAProxy's backup server must be there first
         tasks = [
+            activator,
             asyncio.create_task(self._haproxy.run()),
             asyncio.create_task(self._reap()),
             asyncio.create_task(self._report(requests)),
@@ -161,6 +175,7 @@ class Edge:
                 codes=a.codes,
                 busy_ms=a.busy_ms,
                 response_ms=response_quantiles(times.get((backend, server or ""), [])),
+                open=a.open,
             )
             for (backend, server), a in answered.items()
             if backend in services
@@ -287,7 +302,12 @@ class Edge:
             for region, servers in r.pools().items():
                 lines = [server_line(s.id, s.address, s.port, http2) for s in servers]
                 name = r.backend(region)
-                backends[name] = (Backend(name, r.path, http2), lines)
+                backends[name] = (Backend(name, r.path, http2, r.service_id), lines)
+        self._pools = {
+            r.backend(region): servers
+            for r in table.routes
+            for region, servers in r.pools().items()
+        }
         tcp = [
             (
                 t.backend,
@@ -310,6 +330,7 @@ class Edge:
             self._regions,
             str(self._api.socket),
             str(self._request_log),
+            str(self._activator_socket),
             tcp,
             self._user,
         )

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shoal.edge.activator import ROUTE_HEADER
 from shoal.edge.request_log import LOG_FORMAT, LOG_SAMPLE
 
 # Under the open-files limit of a default shell (HAProxy refuses more than it can open).
@@ -88,6 +89,7 @@ class Backend:
     name: str
     path: str  # the prefix stripped before the request reaches an instance
     http2: bool  # cleartext HTTP/2 to the instances
+    service_id: str = ""
 
 
 def route_map(entries: list[tuple[str, str]]) -> str:
@@ -163,20 +165,24 @@ def render_edge(
     client: ClientRegion,
     stats_socket: str,
     request_log: str,
+    activator: str,
     tcp: Sequence[tuple[str, str, int, list[str]]] = (),
     user: str | None = None,
 ) -> str:
     """The edge's whole configuration: the frontend on HOST:PORT, and each backend with its
     servers (`server_line`s), and a TCP listener for each of `tcp` ((name, address, port,
     server lines); on HOST when the address is ""). One request in LOG_SAMPLE is logged to the Unix
-    datagram socket `request_log`, in request_log.LOG_FORMAT."""
+    datagram socket `request_log`, in request_log.LOG_FORMAT. Each backend's backup server
+    is the activator, on the Unix socket `activator`: it takes what no instance can."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
     by_source = f"src,map_ip({client.sources_map},{client.default})"
     pools = "".join(
         f"""
 backend {b.name}
     balance leastconn
-{_strip(b.path)}"""
+    http-request set-header {ROUTE_HEADER} "{b.name} {b.service_id}"
+{_strip(b.path)}    server wake unix@{activator} backup
+"""
         + "".join(f"    server {line}\n" for line in servers)
         for b, servers in backends
     )

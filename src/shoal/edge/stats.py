@@ -40,6 +40,7 @@ def parse(stat: str) -> dict[tuple[str, str], Counters]:
 class Answered:
     codes: dict[str, int]  # responses by status class in the window
     busy_ms: float  # their time in flight (their count times the recent average)
+    open: int = 0  # requests in flight at the end of the window
 
     @property
     def requests(self) -> int:
@@ -49,8 +50,9 @@ class Answered:
 def window(
     before: dict[tuple[str, str], Counters], after: dict[tuple[str, str], Counters]
 ) -> dict[tuple[str, str | None], Answered]:
-    """(backend, server) -> what it answered between the two readings, and (backend, None)
-    -> what the backend answered itself (503: no server could); only what answered."""
+    """(backend, server) -> what it answered between the two readings and what it still
+    serves, and (backend, None) -> what the backend answered itself (503: no server could);
+    only servers with something to show."""
     out: dict[tuple[str, str | None], Answered] = {}
     served: dict[str, dict[str, int]] = {}
     for (backend, server), now in after.items():
@@ -60,8 +62,9 @@ def window(
         total = served.setdefault(backend, dict.fromkeys(CLASSES, 0))
         for c, n in codes.items():
             total[c] += n
-        if any(codes.values()):
-            out[backend, server] = Answered(_nonzero(codes), sum(codes.values()) * now.ttime_ms)
+        if any(codes.values()) or now.current:
+            busy = sum(codes.values()) * now.ttime_ms
+            out[backend, server] = Answered(_nonzero(codes), busy, now.current)
     for (backend, server), now in after.items():
         if server != BACKEND:
             continue

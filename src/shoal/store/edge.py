@@ -22,8 +22,17 @@ from shoal.core.edge import (
 )
 from shoal.core.enums import InstanceStatus, ServiceStatus, ServiceType
 from shoal.core.rollout import Desired
-from shoal.store import mesh, proxy_ports
-from shoal.store.tables import App, Deployment, Instance, Organization, Service
+from shoal.core.status import Intent
+from shoal.store import events, mesh, proxy_ports
+from shoal.store.tables import (
+    App,
+    Deployment,
+    Instance,
+    Organization,
+    Service,
+    ServiceScale,
+    utcnow,
+)
 
 GONE = (ServiceStatus.DELETING.value, ServiceStatus.DELETED.value)
 
@@ -90,3 +99,27 @@ def table(s: Session, base_domain: str) -> EdgeTable:
             taken.add(key)
             unique.append(r)
     return EdgeTable(routes=unique, tcp=tcp)
+
+
+WAKING_S = 30.0  # a service woken this recently may still be starting its instances
+
+
+def wake(s: Session, service_id: str) -> bool:
+    """Wake a sleeping service: each of its regions asleep (a count of 0) runs again. True
+    when it was asleep or is waking (a request may wait for it), False otherwise."""
+    svc = s.get(Service, service_id)
+    if svc is None or svc.intent != Intent.RUN.value:
+        return False
+    rows = s.scalars(
+        select(ServiceScale).where(ServiceScale.service_id == service_id).with_for_update()
+    ).all()
+    now = utcnow()
+    asleep = [row for row in rows if row.replicas == 0]
+    for row in asleep:
+        row.replicas, row.changed_at, row.panic_at = 1, now, None
+    if asleep:
+        regions = ", ".join(sorted(row.region for row in asleep))
+        message = f"Woken by a request in {regions}"
+        events.record(s, svc.organization_id, "service", svc.id, "wake", message)
+        return True
+    return any((now - row.changed_at).total_seconds() < WAKING_S for row in rows)

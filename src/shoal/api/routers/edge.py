@@ -12,6 +12,7 @@ import asyncio
 import time
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from shoal.api.deps import Platform, node_agent, platform
@@ -59,3 +60,26 @@ async def metrics(
 ) -> Response:
     p.metrics.add(samples, time.time())
     return Response(status_code=204)
+
+
+class WakeRequest(BaseModel):
+    service_id: str
+
+
+class WakeReply(BaseModel):
+    asleep: bool  # asleep (now waking) or waking: a request may wait for an instance
+
+
+def _wake(p: Platform, service_id: str) -> bool:
+    with p.db.session() as s:
+        return edge.wake(s, service_id)
+
+
+@router.post("/wake", operation_id="EdgeWake", response_model=WakeReply)
+async def wake(body: WakeRequest = Body(...), p: Platform = Depends(platform)) -> WakeReply:
+    """A request came for a service with no instance to take it: wake the service if it
+    sleeps."""
+    asleep = await run_in_threadpool(_wake, p, body.service_id)
+    if asleep:
+        p.hint([body.service_id])
+    return WakeReply(asleep=asleep)
