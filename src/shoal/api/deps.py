@@ -60,8 +60,12 @@ class PrincipalCache:
                 del self._entries[key]
 
 
+EDGE_SIGNAL = "edge"  # set by the nodes' reports: the edge's routes may have changed
+
+
 class NodeSignals:
-    """Wakes agents long-polling for their assignments when those change (any thread)."""
+    """Wakes agents long-polling for their assignments when those change, and the edge
+    long-polling for its routes (EDGE_SIGNAL) when a node reports (any thread)."""
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}

@@ -3,19 +3,21 @@ request metrics it sends back.
 
 shoal's own protocol, for the platform's edge (with the agent token), left out of
 /openapi.json. The table is a long poll: the answer is held while the table still matches
-the `known` fingerprint (its ETag), looked at again every POLL_S.
+the `known` fingerprint (its ETag), looked at again at once when a node reports, and at
+least every POLL_S.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from shoal.api.deps import Platform, node_agent, platform
+from shoal.api.deps import EDGE_SIGNAL, Platform, node_agent, platform
 from shoal.api.routers.nodes import MAX_WAIT_S
 from shoal.core.edge import EdgeTable
 from shoal.core.metrics import RequestSample
@@ -24,7 +26,7 @@ from shoal.store import edge
 router = APIRouter(
     prefix="/internal/v1/edge", dependencies=[Depends(node_agent)], include_in_schema=False
 )
-POLL_S = 0.5
+POLL_S = 0.5  # a look at the table at least this often (changes not reported by a node)
 MAX_SAMPLES = 100_000  # of one window: an instance each
 
 
@@ -42,13 +44,16 @@ async def routes(
     p: Platform = Depends(platform),
 ) -> EdgeTable:
     deadline = time.monotonic() + wait
+    signal = p.nodes.event(EDGE_SIGNAL)
     while True:
+        signal.clear()  # before looking: a report made while looking wakes the wait below
         table = await run_in_threadpool(_table, p)
         fingerprint = table.fingerprint()
         left = deadline - time.monotonic()
         if fingerprint != known or left <= 0 or await request.is_disconnected():
             break  # (an edge gone, and one stopping the API, wait for nothing)
-        await asyncio.sleep(min(POLL_S, left))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signal.wait(), min(POLL_S, left))
     response.headers["ETag"] = fingerprint
     return table
 

@@ -15,7 +15,7 @@ import time
 from fastapi import APIRouter, Body, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from shoal.api.deps import Platform, node_agent, platform
+from shoal.api.deps import EDGE_SIGNAL, Platform, node_agent, platform
 from shoal.api.exec_relay import ExecRelay, exec_relay
 from shoal.api.routing import RetryOnConflict
 from shoal.api.schemas.common import ERROR_RESPONSES, Empty
@@ -101,5 +101,7 @@ def report(node_id: str, batch: ReportBatch = Body(...), p: Platform = Depends(p
         services = {nodes.apply_report(s, node_id, r) for r in batch.instances}
         services |= {builds.apply(s, node_id, r) for r in batch.builds}
     p.metrics.add_resources(batch.resources, time.time())
+    if batch.instances:
+        p.nodes.notify([EDGE_SIGNAL])  # the edge's routes may have changed
     p.hint(sid for sid in services if sid)
     return Empty()
