@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import delete_app
 from tests.conftest import Shoal, free_port, start_shoal
 from tests.support.registry import (
     BuildConfig,
@@ -131,10 +132,7 @@ def main() -> None:
                 healthy.append(h)
                 answered.append(a)
                 floor.append(direct(files))
-            api.delete(f"/v1/apps/{app_id}")
-            deadline = time.monotonic() + 60
-            while api.get("/v1/apps").json()["count"] and time.monotonic() < deadline:
-                time.sleep(0.1)
+            delete_app(api, app_id)
     finally:
         if shoal is not None:
             shoal.stop()

@@ -28,6 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_deploy import pct
+from bench.common import delete_app
 from tests.conftest import free_port, start_shoal
 
 APP = """\
@@ -120,10 +121,7 @@ def main() -> None:
                 wakes.append(took)
                 floor.append(direct(source))
             print(f"  wake {n}: {took * 1000:.0f} ms", flush=True)
-        api.delete(f"/v1/apps/{app_id}")
-        deadline = time.monotonic() + 60
-        while api.get("/v1/apps").json()["count"] and time.monotonic() < deadline:
-            time.sleep(0.1)
+        delete_app(api, app_id)
     finally:
         if shoal is not None:
             shoal.stop()

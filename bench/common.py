@@ -1,4 +1,5 @@
-"""What benchmarks share: how busy the machine was before the run, and what that means."""
+"""What benchmarks share: how busy the machine was before the run, and what that means; and
+cleaning up a platform's apps at the end."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 QUIET = 0.10  # busier than this, other work skews the numbers
 
@@ -52,3 +55,12 @@ class Machine:
             f"(the CPUs were {self.busy:.0%} busy with other work before the run: rerun on a "
             "quiet machine before quoting these numbers)"
         )
+
+
+def delete_app(api: httpx.Client, app_id: str) -> None:
+    """Delete an app and wait (up to a minute) until the platform has none left: its
+    instances stopped, before the platform stops (they would outlive it)."""
+    api.delete(f"/v1/apps/{app_id}")
+    deadline = time.monotonic() + 60
+    while api.get("/v1/apps").json()["count"] and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -44,3 +44,19 @@ def push_web_image(
     (files / "www" / "index.html").write_text(body)
     entry = ["/bin/busybox", "httpd", "-f", "-v", "-p", "8000", "-h", "/www"]
     return builder.push(files, reg, name, config=BuildConfig(entrypoint=entry, **config))  # type: ignore[arg-type]
+
+
+def cgi_image(
+    builder: ImageBuilder, reg: Registry, root: Path, name: str, scripts: dict[str, str]
+) -> str:
+    """A busybox image whose httpd, on port 8000, serves "ok" at /index.html and runs each
+    of `scripts` (name -> shell script) at /cgi-bin/<name>."""
+    files = busybox_rootfs(root / name)
+    (files / "www" / "cgi-bin").mkdir(parents=True)
+    (files / "www" / "index.html").write_text("ok")
+    for script, text in scripts.items():
+        path = files / "www" / "cgi-bin" / script
+        path.write_text(text)
+        path.chmod(0o755)
+    entry = ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
+    return builder.push(files, reg, name, config=BuildConfig(entrypoint=entry))

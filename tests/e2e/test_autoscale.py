@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import Shoal
-from tests.e2e.conftest import running_platform
+from tests.e2e.conftest import cgi_image, running_platform
+from tests.e2e.test_edge import service
 from tests.e2e.test_service_lifecycle import until
-from tests.support.registry import BuildConfig, ImageBuilder, Registry, busybox_rootfs
+from tests.support.registry import ImageBuilder, Registry
 
 SLOW = """#!/bin/sh
 sleep 0.3
@@ -32,32 +33,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory):
     yield from running_platform(data, "--autoscale-window", "10")
 
 
-def slow_image(builder: ImageBuilder, reg: Registry, root: Path) -> str:
-    files = busybox_rootfs(root / "slow")
-    (files / "www" / "cgi-bin").mkdir(parents=True)
-    (files / "www" / "index.html").write_text("ok")
-    script = files / "www" / "cgi-bin" / "slow"
-    script.write_text(SLOW)
-    script.chmod(0o755)
-    entry = ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
-    return builder.push(files, reg, "slow", config=BuildConfig(entrypoint=entry))
-
-
 def test_a_step_of_load_scales_up_to_max_and_back_to_one(
     platform: Shoal, registry: Registry, image_builder: ImageBuilder, tmp_path: Path
 ):
-    image = slow_image(image_builder, registry, tmp_path)
+    image = cgi_image(image_builder, registry, tmp_path, "slow", {"slow": SLOW})
     api = platform.client()
     app_id = api.post("/v1/apps", json={"name": "busy"}).json()["app"]["id"]
     definition = {
-        "name": "web",
-        "type": "WEB",
-        "docker": {"image": image},
-        "ports": [{"port": 8000, "protocol": "http"}],
-        "routes": [{"path": "/", "port": 8000}],
-        "regions": ["fra"],
+        **service(app_id, "web", image, "/", 1)["definition"],
         "scalings": [{"min": 1, "max": 3, "targets": [{"concurrent_requests": {"value": 2}}]}],
-        "health_checks": [{"http": {"port": 8000, "path": "/index.html"}}],
     }
     r = api.post("/v1/services", json={"app_id": app_id, "definition": definition})
     assert r.status_code == 200, r.text

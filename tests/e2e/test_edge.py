@@ -21,10 +21,10 @@ import httpx
 import pytest
 from tests.api.test_tenancy import second_org
 from tests.conftest import Shoal
-from tests.e2e.conftest import running_platform
+from tests.e2e.conftest import cgi_image, running_platform
 from tests.e2e.test_git_builds import commit
 from tests.e2e.test_service_lifecycle import until
-from tests.support.registry import BuildConfig, ImageBuilder, Registry, busybox_rootfs
+from tests.support.registry import ImageBuilder, Registry
 from websockets.sync.client import connect
 
 ECHO = """#!/bin/sh
@@ -34,14 +34,7 @@ env
 
 
 def echo_image(builder: ImageBuilder, reg: Registry, root: Path) -> str:
-    files = busybox_rootfs(root / "echo")
-    (files / "www" / "cgi-bin").mkdir(parents=True)
-    (files / "www" / "index.html").write_text("ok")
-    script = files / "www" / "cgi-bin" / "echo"
-    script.write_text(ECHO)
-    script.chmod(0o755)
-    entry = ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
-    return builder.push(files, reg, "echo", config=BuildConfig(entrypoint=entry))
+    return cgi_image(builder, reg, root, "echo", {"echo": ECHO})
 
 
 def service(
@@ -379,14 +372,7 @@ cat /etc/hosts
 def caller_image(builder: ImageBuilder, reg: Registry, root: Path) -> str:
     """busybox httpd whose /cgi-bin/call?HOST:PORT/PATH fetches http://HOST:PORT/PATH from
     inside the instance, and /cgi-bin/hosts shows its /etc/hosts."""
-    files = busybox_rootfs(root / "caller")
-    (files / "www" / "cgi-bin").mkdir(parents=True)
-    (files / "www" / "index.html").write_text("ok")
-    for name, text in (("call", CALLER), ("hosts", HOSTS)):
-        (files / "www" / "cgi-bin" / name).write_text(text)
-        (files / "www" / "cgi-bin" / name).chmod(0o755)
-    entry = ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
-    return builder.push(files, reg, "caller", config=BuildConfig(entrypoint=entry))
+    return cgi_image(builder, reg, root, "caller", {"call": CALLER, "hosts": HOSTS})
 
 
 @pytest.fixture(scope="module")

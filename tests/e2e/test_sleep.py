@@ -12,6 +12,7 @@ import httpx
 import pytest
 from tests.conftest import Shoal
 from tests.e2e.conftest import push_web_image, running_platform
+from tests.e2e.test_edge import service
 from tests.e2e.test_service_lifecycle import until
 from tests.support.registry import ImageBuilder, Registry
 
@@ -30,12 +31,7 @@ def test_an_idle_service_sleeps_and_a_burst_wakes_it_once(
     api = platform.client()
     app_id = api.post("/v1/apps", json={"name": "nap"}).json()["app"]["id"]
     definition = {
-        "name": "web",
-        "type": "WEB",
-        "docker": {"image": image},
-        "ports": [{"port": 8000, "protocol": "http"}],
-        "routes": [{"path": "/", "port": 8000}],
-        "regions": ["fra"],
+        **service(app_id, "web", image, "/", 1)["definition"],
         "scalings": [
             {"min": 0, "max": 1, "targets": [{"sleep_idle_delay": {"deep_sleep_value": 3}}]}
         ],

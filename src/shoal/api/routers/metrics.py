@@ -21,7 +21,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from shoal.api.deps import Platform, QueryOf, platform, principal
-from shoal.api.schemas.common import ERROR_RESPONSES
+from shoal.api.schemas.common import ERROR_RESPONSES, UtcTime
 from shoal.core.errors import FieldError, InvalidArgument
 from shoal.core.metrics import (
     QUANTILES,
@@ -63,8 +63,8 @@ class MetricsQuery(BaseModel):
     service_id: str | None = Field(None, description="Ignored if instance_id is set")
     instance_id: str | None = None
     name: MetricName = "UNKNOWN"
-    start: datetime | None = Field(None, description="Default: an hour before end")
-    end: datetime | None = Field(None, description="Default: now")
+    start: UtcTime | None = Field(None, description="Default: an hour before end")
+    end: UtcTime | None = Field(None, description="Default: now")
     step: str = Field("5m", description="A duration in seconds (s), minutes (m) or hours (h)")
 
     @field_validator("step")
@@ -73,12 +73,6 @@ class MetricsQuery(BaseModel):
         if not _STEP.match(value):
             raise ValueError("must be a duration such as 30s, 5m or 1h")
         return value
-
-    @field_validator("start", "end")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        """A time without a zone is UTC's."""
-        return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
     @property
     def step_s(self) -> float:

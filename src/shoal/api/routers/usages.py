@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from shoal.api.deps import Platform, QueryOf, platform, principal
-from shoal.api.schemas.common import ERROR_RESPONSES
+from shoal.api.schemas.common import ERROR_RESPONSES, UtcTime
 from shoal.core import usage
 from shoal.core.errors import FieldError, InvalidArgument
 from shoal.store import usage as usage_store
@@ -41,14 +41,8 @@ DETAIL_FIELDS = (
 class Window(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    starting_time: datetime | None = Field(None, description="Default: this month's start")
-    ending_time: datetime | None = Field(None, description="Default: now")
-
-    @field_validator("starting_time", "ending_time")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        """A time without a zone is UTC's."""
-        return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
+    starting_time: UtcTime | None = Field(None, description="Default: this month's start")
+    ending_time: UtcTime | None = Field(None, description="Default: now")
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
         start = self.starting_time or datetime(now.year, now.month, 1, tzinfo=UTC)
