@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shoal.core.edge import EdgeRoute, EdgeTable
+from shoal.edge.metrics import samples
 from shoal.edge.stats import Answered, parse, window
 
 HEAD = "# pxname,svname,scur,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,ttime,\n"
@@ -42,3 +44,20 @@ def test_a_window_is_the_difference_and_the_backends_own_answers_are_its_503s():
     again = parse(stat(("r-a", "i1", 0, 2, 0, 1), ("r-a", "BACKEND", 0, 2, 0, 1)))
     assert window(after, again) == {("r-a", "i1"): Answered({"2xx": 2}, 2.0)}
     assert window(again, again) == {}
+
+
+def test_samples_are_the_windows_of_the_routes_instances():
+    route = EdgeRoute(host="a.x", path="/", service_id="svc", port=80, protocol="http",
+                      regions=("fra",))  # fmt: skip
+    backend = route.backend("fra")
+    answered = {
+        (backend, "i1"): Answered({"2xx": 3}, 30.0, open=1),
+        (backend, None): Answered({"5xx": 2}, 0.0),
+        ("no_app", None): Answered({"4xx": 9}, 0.0),  # requests to no app: nobody's
+    }
+    found = samples(EdgeTable(routes=[route]), answered, {(backend, "i1"): [5.0, 7.0]}, 10, 1)
+    assert [(s.service_id, s.instance_id, s.requests, s.open) for s in found] == [
+        ("svc", "i1", 3, 1),
+        ("svc", None, 2, 0),
+    ]
+    assert found[0].response_ms == [5, 7, 7, 7] and found[1].response_ms == []

@@ -11,9 +11,8 @@ socket, the old one finishes what it was serving.
 Which region's pool serves a client is an entry of the route map; when a region's pool
 empties or fills, the entries change through the runtime API too (`set map`).
 
-Every second, what each instance answered goes to the control plane as request metrics:
-counts and time in flight from HAProxy's counters (stats.py), response times from the
-requests it logs (request_log.py).
+Every second, what each instance answered goes to the control plane as request metrics
+(metrics.py).
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ from shoal.client.node import NodeClient
 from shoal.core.catalog import KNOWN_REGIONS
 from shoal.core.edge import EdgeServer, EdgeTable, choices, layout, server_changes
 from shoal.core.mesh import MESH_POOL
-from shoal.core.metrics import RequestSample, response_quantiles
-from shoal.edge import haproxy, request_log, stats
+from shoal.edge import haproxy, request_log
 from shoal.edge.activator import Activator
 from shoal.edge.haproxy_config import (
     NO_INSTANCE,
@@ -44,6 +42,7 @@ from shoal.edge.haproxy_config import (
     route_map,
     server_line,
 )
+from shoal.edge.metrics import report_requests
 from shoal.edge.runtime_api import Refused, RuntimeApi
 from shoal.supervise import Supervised
 
@@ -53,7 +52,6 @@ RETRY_S = 1.0
 DRAIN_S = 60.0  # at most this long for a leaving instance's requests to finish
 REAP_S = 0.5  # how often draining servers are looked at
 RELOAD_S = 10.0  # for a reloaded HAProxy to take over
-METRICS_S = 1.0  # how often request metrics are sent
 
 
 class Edge:
@@ -115,7 +113,9 @@ class Edge:
             activator,
             asyncio.create_task(self._haproxy.run()),
             asyncio.create_task(self._reap()),
-            asyncio.create_task(self._report(requests)),
+            asyncio.create_task(
+                report_requests(self._api, self._client, requests, lambda: self._applied)
+            ),
         ]
         try:
             await self._follow()
@@ -124,62 +124,6 @@ class Edge:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             transport.close()
-
-    async def _report(self, requests: request_log.RequestLog) -> None:
-        """Send what each server answered, every METRICS_S, from HAProxy's counters and the
-        response times it logged (a window the API cannot take is lost)."""
-        last, pid = time.monotonic(), None
-        counted: dict[tuple[str, str], stats.Counters] = {}
-        while True:
-            await asyncio.sleep(METRICS_S)
-            try:
-                now_pid = await self._api.pid()
-                now_counted = stats.parse(await self._api.command("show stat -1 6 -1"))
-            except OSError as e:  # HAProxy (re)starting: count from its next counters
-                log.info("request metrics: %s", e)
-                counted = {}
-                continue
-            if now_pid != pid:  # a new worker counts from zero
-                counted = {}
-            answered = stats.window(counted, now_counted)
-            counted, pid = now_counted, now_pid
-            now = time.monotonic()
-            samples = self.samples(answered, requests.take(), time.time(), now - last)
-            last = now
-            if not samples:
-                continue
-            try:
-                await self._client.edge_metrics(samples)
-            except (ApiUnreachable, ApiError) as e:
-                log.warning("request metrics: %s", e)
-
-    def samples(
-        self,
-        answered: dict[tuple[str, str | None], stats.Answered],
-        times: dict[tuple[str, str], list[float]],
-        at: float,
-        seconds: float,
-    ) -> list[RequestSample]:
-        """The samples of one window, for the backends of the routes applied (requests to no
-        app are nobody's)."""
-        services = {
-            r.backend(region): r.service_id for r in self._applied.routes for region in r.pools()
-        }
-        return [
-            RequestSample(
-                service_id=services[backend],
-                instance_id=server,
-                at=at,
-                seconds=seconds,
-                requests=a.requests,
-                codes=a.codes,
-                busy_ms=a.busy_ms,
-                response_ms=response_quantiles(times.get((backend, server or ""), [])),
-                open=a.open,
-            )
-            for (backend, server), a in answered.items()
-            if backend in services
-        ]
 
     async def _follow(self) -> None:
         etag = ""
