@@ -60,11 +60,6 @@ def _block(s: Session, org_id: str) -> int:
     return index
 
 
-def block_of(s: Session, org_id: str) -> str | None:
-    index = s.scalar(select(MeshBlock.index).where(MeshBlock.organization_id == org_id))
-    return str(mesh.block(index)) if index is not None else None
-
-
 def views(
     s: Session, org_ids: set[str]
 ) -> dict[str, tuple[str, list[tuple[str, str, str, dict[str, str]]]]]:
