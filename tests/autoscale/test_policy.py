@@ -11,7 +11,9 @@ from shoal.autoscale.policy import (
     Targets,
     Utilisation,
     decide,
+    scalings,
 )
+from shoal.core.definition import DeploymentDefinition
 
 CONCURRENCY_2 = Targets(concurrent_requests=2)
 
@@ -150,3 +152,14 @@ def test_a_min_0_region_sleeps_after_its_idle_delay_and_stays_asleep():
     assert decide(naps, steady(0, 100, 50), 0, Scale(0, 50), 100, active_at=99) == Decision(
         0, None, ""
     )
+
+
+def test_workers_never_sleep():
+    def definition(kind: str) -> DeploymentDefinition:
+        return DeploymentDefinition.model_validate(
+            {"type": kind, "regions": ["fra"], "scalings": [{"min": 0, "max": 1}]}
+        )
+
+    assert scalings(definition("WEB"))["fra"].sleeps
+    worker = scalings(definition("WORKER"))["fra"]
+    assert not worker.sleeps and worker.count(0) == 1

@@ -22,6 +22,7 @@ observed value is over the target (Kubernetes' HPA rule).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,11 +140,15 @@ class Scaling:
 
 
 def scalings(definition: DeploymentDefinition) -> dict[str, Scaling]:
-    """A deployment's scaling in each of its regions."""
+    """A deployment's scaling in each of its regions (a worker never sleeps: it gets no
+    request that could wake it)."""
     out = {}
     for region in definition.regions or []:
         view = regional_definition(definition, region)
-        out[region] = Scaling.of(view.get("scaling"), view.get("instance_type"))
+        scaling = Scaling.of(view.get("scaling"), view.get("instance_type"))
+        if definition.type == "WORKER":
+            scaling = dataclasses.replace(scaling, sleep_after=None)
+        out[region] = scaling
     return out
 
 
