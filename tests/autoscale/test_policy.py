@@ -130,7 +130,8 @@ def test_scalings_from_regional_definitions():
     auto = Scaling.of({"min": 0, "max": 4, "targets": [{"concurrent_requests": {"value": 5}}]})
     assert (auto.floor, auto.ceiling, auto.automatic) == (1, 4, True)
     assert (auto.bound(9), auto.bound(0)) == (4, 1)
-    assert not Scaling.of({"min": 2, "max": 2, "targets": auto.targets and []}).automatic
+    same = {"min": 2, "max": 2, "targets": [{"concurrent_requests": {"value": 5}}]}
+    assert not Scaling.of(same).automatic  # min = max: targets are dropped
     assert not Scaling.of({"min": 1, "max": 3}).automatic  # no target: the min
     assert Scaling.of(None).floor == 1
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.core.definition import DeploymentDefinition
+from shoal.core.definition import DefinitionType, DeploymentDefinition
 from shoal.core.regional import regional_definition
 
 STABLE_S = 60.0
@@ -146,7 +146,7 @@ def scalings(definition: DeploymentDefinition) -> dict[str, Scaling]:
     for region in definition.regions or []:
         view = regional_definition(definition, region)
         scaling = Scaling.of(view.get("scaling"), view.get("instance_type"))
-        if definition.type == "WORKER":
+        if definition.type == DefinitionType.WORKER:
             scaling = dataclasses.replace(scaling, sleep_after=None)
         out[region] = scaling
     return out

@@ -15,6 +15,7 @@ another organization's services neither resolve nor connect.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 
 from shoal.core.definition import Wire
 
@@ -40,12 +41,14 @@ def block(index: int) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network((base, BLOCK_PREFIX))
 
 
-def address(index: int, n: int) -> str:
-    """The `n`-th address (from 1) of the `index`-th organization's block."""
+def free_addresses(index: int, taken: set[str], count: int) -> list[str]:
+    """The first `count` addresses of the `index`-th organization's block that are not
+    `taken` (ValueError when the block has not so many left)."""
     net = block(index)
-    if not 0 < n < net.num_addresses - 1:
+    found = list(itertools.islice((str(a) for a in net.hosts() if str(a) not in taken), count))
+    if len(found) < count:
         raise ValueError(f"an organization's block holds {net.num_addresses - 2} addresses")
-    return str(net.network_address + n)
+    return found
 
 
 def hosts(

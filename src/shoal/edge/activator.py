@@ -83,6 +83,8 @@ class Activator:
             server = await self._awake(backend, service_id)
         finally:
             self._held[backend] -= 1
+            if not self._held[backend]:
+                del self._held[backend]
         if server is None:
             return self._refuse()
         return await self._forward(request, server)

@@ -10,14 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shoal.core import mesh
-from shoal.core.definition import DeploymentDefinition
+from shoal.core.definition import DefinitionType, DeploymentDefinition
 from shoal.core.errors import PreconditionFailed
 from shoal.store.tables import App, MeshAddress, MeshBlock, Service
 
 
 def assign(s: Session, svc: Service, definition: DeploymentDefinition) -> None:
     """Give a web service with ports its addresses: all regions, and each of its regions."""
-    if svc.type != "WEB" or not definition.ports:
+    if svc.type != DefinitionType.WEB.value or not definition.ports:
         return
     held = set(s.scalars(select(MeshAddress.scope).where(MeshAddress.service_id == svc.id)).all())
     wanted = [
@@ -31,20 +31,16 @@ def assign(s: Session, svc: Service, definition: DeploymentDefinition) -> None:
             select(MeshAddress.address).where(MeshAddress.organization_id == svc.organization_id)
         ).all()
     )
-    n = 1
-    for scope in wanted:
-        while mesh.address(index, n) in taken:
-            n += 1
-        try:
-            address = mesh.address(index, n)
-        except ValueError as e:
-            raise PreconditionFailed(f"the organization's private mesh is full: {e}") from None
+    try:
+        free = mesh.free_addresses(index, taken, len(wanted))
+    except ValueError as e:
+        raise PreconditionFailed(f"the organization's private mesh is full: {e}") from None
+    for scope, address in zip(wanted, free, strict=True):
         s.add(
             MeshAddress(
                 service_id=svc.id, scope=scope, organization_id=svc.organization_id, address=address
             )
         )
-        taken.add(address)
 
 
 def _block(s: Session, org_id: str) -> int:
