@@ -566,17 +566,23 @@ def agent(
     except SandboxUnavailable as e:
         typer.echo(f"shoal agent: {e}", err=True)
         raise typer.Exit(3) from e
+    run_dir = Path(tempfile.mkdtemp(prefix="shoal-agent-"))  # short: a Unix socket's path
+    waker = run_dir / "waker.sock"
     hello = NodeHello(
         name=name or f"{socket.gethostname()}-{region}",
         region=region,
         cpus=float(os.cpu_count() or 1),
         memory_mb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20,
+        waker=str(waker),
     )
     client = NodeClient(api, token_file.read_text().strip())
-    node = Agent(client, driver, ImageStore(images), hello, data_dir)
+    node = Agent(client, driver, ImageStore(images), hello, data_dir, waker)
 
     async def run() -> None:
-        await _until_signal(node.run())
-        await client.close()
+        try:
+            await _until_signal(node.run())
+        finally:
+            await client.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
 
     _run(run())

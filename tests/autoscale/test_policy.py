@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shoal.autoscale.policy import (
+    DEEP_SLEEP_S,
+    FREE_SLEEP_S,
+    SLEEP_S,
     STABLE_S,
     Decision,
     Scale,
@@ -139,20 +144,58 @@ def test_scalings_from_regional_definitions():
 def test_a_min_0_region_sleeps_after_its_idle_delay_and_stays_asleep():
     naps = Scaling.of({"min": 0, "max": 2, "targets": [{"sleep_idle_delay": {"value": 30}}]})
     assert (naps.sleeps, naps.sleep_after, naps.floor) == (True, 30, 1)
-    assert Scaling.of({"min": 0, "max": 1}, "free").sleep_after == 120  # the seed's free type
-    assert Scaling.of({"min": 0, "max": 1}).sleep_after == 300
     assert not Scaling.of({"min": 1, "max": 1}).sleeps
     last = Scale(1, changed_at=0)
     # The last request 20 s ago: awake. 31 s ago: asleep.
     assert decide(naps, [], 1, last, 100, active_at=80).replicas == 1
     d = decide(naps, [], 1, last, 100, active_at=69)
-    assert d.replicas == 0 and d.reason == "no request for 31 s: sleeping"
+    assert d == Decision(0, None, "no request for 31 s: deep sleep", light=False)
     # Woken 10 s ago (the count set again, changed_at then): awake, whatever the requests.
     assert decide(naps, [], 1, Scale(1, changed_at=90), 100, active_at=0).replicas == 1
     # Asleep: only a request wakes it, through the API.
     assert decide(naps, steady(0, 100, 50), 0, Scale(0, 50), 100, active_at=99) == Decision(
         0, None, ""
     )
+
+
+def test_light_sleep_first_then_deep():
+    both = {"light_sleep_value": 10, "deep_sleep_value": 60}
+    naps = Scaling.of({"min": 0, "max": 2, "targets": [{"sleep_idle_delay": both}]})
+    assert (naps.light_after, naps.deep_after, naps.sleep_after) == (10, 60, 10)
+    awake = Scale(1, changed_at=0)
+    assert decide(naps, [], 1, awake, 100, active_at=95).replicas == 1
+    light = decide(naps, [], 1, awake, 100, active_at=89)
+    assert light == Decision(0, None, "no request for 11 s: light sleep", light=True)
+    # Asleep lightly since t=100 (idle 11 s then): deep once idle 60 s, at t=149.
+    lightly = Scale(0, changed_at=100, light=True)
+    assert decide(naps, [], 0, lightly, 148) == Decision(0, None, "", light=True)
+    assert decide(naps, [], 0, lightly, 150) == Decision(0, None, "no request for 60 s: deep sleep")
+    # Idle past both delays at once (a control plane that was down): straight to deep.
+    assert decide(naps, [], 1, awake, 100, active_at=30).reason == "no request for 70 s: deep sleep"
+    # Asleep deeply: stays so until a request.
+    assert decide(naps, [], 0, Scale(0, changed_at=100), 10_000) == Decision(0, None, "")
+    # A new definition without a light sleep turns a light one deep.
+    deep_only = Scaling.of({"min": 0, "max": 1, "targets": [{"sleep_idle_delay": {"value": 9}}]})
+    assert decide(deep_only, [], 0, lightly, 101).reason == "no request for 1 s: deep sleep"
+
+
+def test_sleep_delays_and_their_defaults():
+    def delays(delay: dict[str, int] | None, itype: str | None = None) -> tuple[Any, Any]:
+        targets = [{"sleep_idle_delay": delay}] if delay is not None else []
+        s = Scaling.of({"min": 0, "max": 1, "targets": targets}, itype)
+        return s.light_after, s.deep_after
+
+    assert delays(None) == (SLEEP_S, DEEP_SLEEP_S)  # light at Koyeb's idle period, then deep
+    assert delays(None, "free") == (FREE_SLEEP_S, DEEP_SLEEP_S)  # the seed's two minutes
+    assert delays({"value": 30}) == (None, 30)  # the deprecated name of the deep delay
+    assert delays({"deep_sleep_value": 30}) == (None, 30)
+    assert delays({"light_sleep_value": 30}) == (30, DEEP_SLEEP_S)
+    assert delays({"light_sleep_value": 5000}) == (None, 5000)  # light past the deep default
+    assert delays({"light_sleep_value": 60, "deep_sleep_value": 60}) == (None, 60)
+    assert delays({"light_sleep_value": 0, "deep_sleep_value": 0}) == (SLEEP_S, DEEP_SLEEP_S)
+    assert Scaling.of({"min": 1, "max": 1, "targets": [{"sleep_idle_delay": {"value": 9}}]}) == (
+        Scaling(1, 1)
+    )  # min 1: never sleeps
 
 
 def test_workers_never_sleep():

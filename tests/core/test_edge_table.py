@@ -64,6 +64,32 @@ def test_a_rollout_serves_old_and_new_instances_of_the_same_route():
     ]  # i3's deployment serves another port: not in this route
 
 
+def test_frozen_instances_are_listed_apart_with_their_waker_the_closest_first():
+    active = definition([("/", 8000)], [(8000, "http")], ["fra", "sin"])
+    [route] = routes_of(
+        "shop-acme.localhost",
+        "svc",
+        active,
+        [("i1", "100.72.0.2", "fra", active)],
+        [
+            (("i2", "100.72.0.3", "fra", active), "/run/a/waker.sock"),
+            (("i3", "100.72.0.4", "sin", active), "/run/b/waker.sock"),
+        ],
+    )
+    assert [s.id for s in route.servers] == ["i1"]  # frozen ones are not served
+    assert [(s.id, s.waker) for s in route.frozen] == [
+        ("i2", "/run/a/waker.sock"),
+        ("i3", "/run/b/waker.sock"),
+    ]
+    assert [s.id for s in route.frozen_near("sin")] == ["i3", "i2"]
+    assert [s.id for s in route.frozen_near("par")] == ["i2", "i3"]  # Paris: Frankfurt first
+    # Frozen instances never change HAProxy's layout or servers.
+    bare = route.model_copy(update={"frozen": ()})
+    assert layout(EdgeTable(routes=[route])) == layout(EdgeTable(routes=[bare]))
+    changes = server_changes(EdgeTable(routes=[bare]), EdgeTable(routes=[route]))
+    assert (changes.added, changes.removed, changes.moved) == ([], [], [])
+
+
 def test_servers_change_without_a_new_layout_but_routes_do():
     d = definition([("/", 8000)], [(8000, "http")])
     one = EdgeTable(routes=routes_of("a-o.x", "svc", d, [("i1", "10.0.0.1", "fra", d)]))

@@ -11,9 +11,11 @@ from shoal.core.rollout import (
     Desired,
     InstanceFact,
     SetDeploymentStatus,
+    SleepInstance,
     Snapshot,
     StartInstance,
     StopInstance,
+    WakeInstance,
     deployment_status,
     plan,
 )
@@ -172,3 +174,39 @@ def test_plans_are_idempotent_once_converged():
     d = dep("d1", D.HEALTHY, {"fra": 2}, ever_healthy=True)
     insts = [inst("a", "d1", I.HEALTHY), inst("b", "d1", I.HEALTHY, n=1)]
     assert plan(snap([d], insts, active="d1", target="d1")) == []
+
+
+def test_light_sleep_freezes_the_instances_and_a_wake_thaws_those_that_count():
+    healthy = [inst("a", "d1", I.HEALTHY), inst("b", "d1", I.HEALTHY, n=1)]
+    asleep = dep("d1", D.HEALTHY, {"fra": 0}, ever_healthy=True, light=frozenset({"fra"}))
+    actions = plan(snap([asleep], healthy, active="d1", target="d1"))
+    assert [a for a in actions if not isinstance(a, SetDeploymentStatus)] == [
+        SleepInstance("a"),
+        SleepInstance("b"),
+    ]  # none stopped, none started
+    frozen = [
+        inst("a", "d1", I.SLEEPING, desired=Desired.SLEEP),
+        inst("b", "d1", I.SLEEPING, n=1, desired=Desired.SLEEP),
+    ]
+    assert deployment_status(asleep, frozen, False) == D.SLEEPING
+    still = dep("d1", D.SLEEPING, {"fra": 0}, ever_healthy=True, light=frozenset({"fra"}))
+    assert plan(snap([still], frozen, active="d1", target="d1")) == []
+    # Woken with a count of 1: the first thaws, the second stops.
+    woken = dep("d1", D.SLEEPING, {"fra": 1}, ever_healthy=True)
+    actions = plan(snap([woken], frozen, active="d1", target="d1"))
+    assert WakeInstance("a") in actions and StopInstance("b", "Scaled down") in actions
+    assert not any(isinstance(a, StartInstance) for a in actions)
+    # Deep sleep (count 0, not light): the frozen ones stop too.
+    deep = dep("d1", D.SLEEPING, {"fra": 0}, ever_healthy=True)
+    actions = plan(snap([deep], frozen, active="d1", target="d1"))
+    assert {a for a in actions if isinstance(a, StopInstance)} == {
+        StopInstance("a", "Scaled down"),
+        StopInstance("b", "Scaled down"),
+    }
+
+
+def test_a_paused_service_stops_its_frozen_instances():
+    d = dep("d1", D.SLEEPING, {"fra": 0}, ever_healthy=True, light=frozenset({"fra"}))
+    frozen = [inst("a", "d1", I.SLEEPING, desired=Desired.SLEEP)]
+    actions = plan(snap([d], frozen, active="d1", target="d1", intent=Intent.PAUSE))
+    assert StopInstance("a", "Deployment stopped") in actions

@@ -38,6 +38,22 @@ def test_seconds_are_the_overlap_of_each_run_with_the_window():
     assert one.seconds(T0 + timedelta(hours=2), T0 + timedelta(hours=4), now) == 0
 
 
+def test_light_sleep_is_not_counted():
+    now = T0 + timedelta(hours=3)
+    run = life("i1", timedelta(0), None)
+    slept = Lifetime(
+        **{**run.__dict__, "asleep": (
+            (T0 + timedelta(minutes=10), T0 + timedelta(minutes=40)),  # 30 min
+            (T0 + timedelta(hours=2, minutes=30), None),  # still asleep: 30 min until now
+        )}
+    )  # fmt: skip
+    window = (T0, T0 + timedelta(hours=4))
+    assert run.seconds(*window, now) == 3 * 3600
+    assert slept.seconds(*window, now) == 2 * 3600
+    # A window cutting a sleep counts only the sleep inside it.
+    assert slept.seconds(T0 + timedelta(minutes=30), T0 + timedelta(hours=1), now) == 20 * 60
+
+
 def test_months_split_a_window():
     assert [k for k, _, _ in months(T0, T0 + timedelta(days=40))] == [
         "2026-11",

@@ -1,11 +1,16 @@
-"""Sleep (scale to zero) end to end: a `min: 0` service goes SLEEPING after its idle delay
-(its instance stops: nothing runs, nothing is metered), and a burst of 50 concurrent
-requests to it all succeed: the edge holds them, wakes the service once, and lets them
-through as soon as an instance is healthy."""
+"""Sleep (scale to zero) end to end: a `min: 0` service goes SLEEPING after its idle delay,
+and a burst of 50 concurrent requests to it all succeed: the edge holds them, wakes the
+service once, and lets them through as soon as an instance serves.
+
+Deep sleep stops the instance (nothing runs, nothing is metered); light sleep freezes it
+(its cgroup's freezer: memory kept, no CPU, not metered) and a request thaws the same
+instance; light turns deep after the deep delay."""
 
 from __future__ import annotations
 
 import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -16,12 +21,32 @@ from tests.e2e.test_edge import service
 from tests.e2e.test_service_lifecycle import until
 from tests.support.registry import ImageBuilder, Registry
 
+from shoal.runtime.cgroups import detect
+
 LIVE = ("ALLOCATING", "STARTING", "HEALTHY")
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory):
     yield from running_platform(tmp_path_factory.mktemp("sleep") / "data")
+
+
+def burst(edge: str, host: str, n: int = 50) -> list[tuple[int, str]]:
+    """`n` requests at once, each on its own connection: their (status, body)."""
+    answers: list[tuple[int, str]] = []
+    start = threading.Barrier(n)
+
+    def client() -> None:
+        start.wait()
+        r = httpx.get(f"{edge}/", headers={"Host": host}, timeout=60)
+        answers.append((r.status_code, r.text))
+
+    clients = [threading.Thread(target=client) for _ in range(n)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    return answers
 
 
 def test_an_idle_service_sleeps_and_a_burst_wakes_it_once(
@@ -58,25 +83,72 @@ def test_an_idle_service_sleeps_and_a_burst_wakes_it_once(
     until("no instance running", lambda: live() == 0)
 
     # 50 requests at once: all answered, by one woken instance.
-    answers: list[tuple[int, str]] = []
-    start = threading.Barrier(50)
-
-    def client() -> None:
-        start.wait()
-        r = httpx.get(f"{platform.edge}/", headers={"Host": host}, timeout=60)
-        answers.append((r.status_code, r.text))
-
-    clients = [threading.Thread(target=client) for _ in range(50)]
-    for t in clients:
-        t.start()
-    for t in clients:
-        t.join()
+    answers = burst(platform.edge, host)
     assert answers == [(200, "awake\n")] * 50, {a: answers.count(a) for a in set(answers)}
     events = api.get("/v1/service_events", params={"service_id": svc["id"], "limit": 100}).json()[
         "events"
     ]
     woken = [e for e in events if e["type"] == "wake"]
-    slept = [e for e in events if e["type"] == "autoscale" and "sleeping" in e["message"]]
+    slept = [e for e in events if e["type"] == "autoscale" and "deep sleep" in e["message"]]
     assert len(woken) == 1 and len(slept) == 1, [e["message"] for e in events]
     assert live() == 1
     until("HEALTHY again", lambda: api.get(dep).json()["deployment"]["status"] == "HEALTHY")
+
+
+def test_light_sleep_freezes_the_instance_and_a_request_thaws_the_same_one(
+    platform: Shoal, registry: Registry, image_builder: ImageBuilder, tmp_path: Path
+):
+    image = push_web_image(image_builder, registry, tmp_path, "doze", "awake\n")
+    api = platform.client()
+    app_id = api.post("/v1/apps", json={"name": "doze"}).json()["app"]["id"]
+    delays = {"light_sleep_value": 3, "deep_sleep_value": 25}
+    definition = {
+        **service(app_id, "web", image, "/", 1)["definition"],
+        "scalings": [{"min": 0, "max": 1, "targets": [{"sleep_idle_delay": delays}]}],
+    }
+    r = api.post("/v1/services", json={"app_id": app_id, "definition": definition})
+    assert r.status_code == 200, r.text
+    svc = r.json()["service"]
+    host = api.get(f"/v1/apps/{app_id}").json()["app"]["domains"][0]["name"]
+    dep = f"/v1/deployments/{svc['latest_deployment_id']}"
+
+    def instances() -> list[dict]:
+        got = api.get("/v1/instances", params={"service_id": svc["id"], "limit": 100}).json()
+        return [i for i in got["instances"] if i["status"] not in ("STOPPED", "ERROR")]
+
+    def answer() -> str:
+        try:
+            return httpx.get(f"{platform.edge}/", headers={"Host": host}, timeout=10).text
+        except httpx.TransportError:  # the edge starting
+            return ""
+
+    until("an answer through the edge", lambda: answer() == "awake\n")
+    [first] = instances()
+    cgroup = detect().cgroup("shoal-fra", first["id"])
+    until("SLEEPING", lambda: api.get(dep).json()["deployment"]["status"] == "SLEEPING")
+    until("frozen", cgroup.is_frozen)
+    [asleep] = instances()
+    assert (asleep["id"], asleep["status"]) == (first["id"], "SLEEPING")  # kept, not stopped
+    time.sleep(3)  # asleep a while: those seconds are not metered
+
+    answers = burst(platform.edge, host)
+    assert answers == [(200, "awake\n")] * 50, {a: answers.count(a) for a in set(answers)}
+    assert not cgroup.is_frozen()
+    until("HEALTHY again", lambda: api.get(dep).json()["deployment"]["status"] == "HEALTHY")
+    [woken] = instances()
+    assert woken["id"] == first["id"]  # thawed, not replaced
+    events = api.get("/v1/service_events", params={"service_id": svc["id"], "limit": 100})
+    messages = [(e["type"], e["message"]) for e in events.json()["events"]]
+    assert sum(1 for kind, _ in messages if kind == "wake") == 1, messages
+    assert sum(1 for _, m in messages if m.endswith("light sleep")) == 1, messages
+
+    details = api.get("/v1/usages/details").json()["usage_details"]
+    [row] = [d for d in details if d["instance_id"] == first["id"]]
+    since = datetime.fromisoformat(first["created_at"].replace("Z", "+00:00"))
+    lived = (datetime.now(UTC) - since).total_seconds()
+    assert row["duration_seconds"] <= lived - 3, (row, lived)
+
+    # Idle again: light sleep, then deep at 25 s: the instance stops.
+    until("asleep again", lambda: [i["status"] for i in instances()] == ["SLEEPING"])
+    until("deep asleep: stopped", lambda: instances() == [])
+    assert api.get(dep).json()["deployment"]["status"] == "SLEEPING"

@@ -13,6 +13,7 @@ import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,6 +23,7 @@ from shoal.agent.exec_sessions import ExecSessions
 from shoal.agent.instance import InstanceTask, write_hosts
 from shoal.agent.logs import LogFollower
 from shoal.agent.utilisation import Sampler
+from shoal.agent.waker import Waker
 from shoal.build.image import ImageStore
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
@@ -54,7 +56,10 @@ class Agent:
         images: ImageStore,
         hello: NodeHello,
         state_dir: Path,
+        waker: Path | None = None,
     ) -> None:
+        """`waker`: the Unix socket where an edge on this machine asks for a thaw (None: the
+        control plane's wake only)."""
         self.client = client
         self.driver = driver
         self.images = images
@@ -75,7 +80,9 @@ class Agent:
         self._flush = asyncio.Event()
         self.sampler = Sampler(driver)
         self._used: list[ResourceSample] = []  # instances' use of their type, not sent yet
+        self._changes: set[asyncio.Task[Any]] = set()  # instances falling asleep or waking
         self.node_id = ""
+        self.waker = Waker(waker, lambda: self.tasks) if waker else None
 
     # -- reports -------------------------------------------------------------------------------
 
@@ -86,6 +93,7 @@ class Agent:
         message: str,
         started_at: datetime | None,
         address: str | None,
+        urgent: bool = True,
     ) -> None:
         now = datetime.now(UTC)
         self._pending[a.instance_id] = InstanceReport(
@@ -100,7 +108,8 @@ class Agent:
             self._lines.append(
                 LogLine(instance_id=a.instance_id, stream="koyeb", msg=message, created_at=now)
             )
-        self._flush.set()
+        if urgent:
+            self._flush.set()
 
     async def _archive(self, archive_id: str) -> bytes:
         return await self.client.archive(self.node_id, archive_id)
@@ -169,6 +178,7 @@ class Agent:
             "node %s (%s) up; %d sandboxes found", self.node_id, self.hello.region, len(adopted)
         )
         flusher = asyncio.create_task(self._flush_loop())
+        waking = asyncio.create_task(self.waker.serve()) if self.waker else None
         known = ""
         async with httpx.AsyncClient() as http:
             try:
@@ -187,6 +197,10 @@ class Agent:
                     adopted = {}
             finally:
                 flusher.cancel()
+                if waking is not None:
+                    waking.cancel()
+                for change in self._changes:
+                    change.cancel()
                 self.execs.cancel()
                 self.builds.cancel()
                 for t in self._running.values():
@@ -211,8 +225,18 @@ class Agent:
                     self._spawn(a, adopted[a.instance_id], http).request_stop()
                 else:
                     self.report(a, InstanceStatus.STOPPED, "Instance stopped.", None, None)
-            elif task is None and a.status not in _FINAL and a.instance_id not in self._ended:
-                self._spawn(a, adopted.get(a.instance_id), http)
+                continue
+            if task is None and a.status not in _FINAL and a.instance_id not in self._ended:
+                task = self._spawn(a, adopted.get(a.instance_id), http)
+            if task is None:
+                continue
+            # Light sleep: freeze or thaw (one woken by a request stays awake a while even
+            # if the control plane, not told yet, still wants it asleep).
+            if a.desired == Desired.SLEEP and not task.asleep and not task.recently_woken:
+                self._changes.add(asyncio.create_task(task.sleep()))
+            elif a.desired == Desired.RUN and task.asleep:
+                self._changes.add(asyncio.create_task(task.wake()))
+        self._changes = {c for c in self._changes if not c.done()}
         self._ended &= listed  # the API lists them no more: their end has reached it
         for instance_id, task in self.tasks.items():
             if instance_id not in listed:

@@ -40,9 +40,16 @@ STOP_GRACE_S = 5.0
 # within a second, and requests it sent before finish.
 DRAIN_S = 3.0
 WATCH_S = 0.5  # how often a running instance's process is looked at
+# Light sleep: an instance said SLEEPING (which takes it out of the edge's pools) is frozen
+# this long after, so that the requests sent to it before finish.
+SLEEP_DRAIN_S = 1.0
+# An instance woken by a request directly (agent/waker.py) stays awake this long even while
+# the control plane, not told yet, still lists it as asleep.
+WAKE_GRACE_S = 10.0
 
-# (instance, status, message, started_at, address) -> None
-Report = Callable[[Assignment, InstanceStatus, str, datetime | None, str | None], None]
+# (instance, status, message, started_at, address, urgent) -> None; not urgent: it goes
+# with the next regular report
+Report = Callable[[Assignment, InstanceStatus, str, datetime | None, str | None, bool], None]
 
 
 def exit_message(state: SandboxState, a: Assignment) -> str:
@@ -82,12 +89,18 @@ class InstanceTask:
         self.address: str | None = None
         # The image root it runs from, once known: its image must stay while it runs.
         self.rootfs: Path | None = adopted.rootfs if adopted else None
+        self.status = InstanceStatus.STARTING  # as its health checks last said
+        self.running = False  # its sandbox runs (started, or adopted)
+        self.asleep = False  # light sleep: said SLEEPING, frozen or about to be
+        self.frozen = False
+        self.woken_at = -WAKE_GRACE_S  # (monotonic)
+        self._freezer = asyncio.Lock()  # one sleep or wake at a time
 
     def request_stop(self) -> None:
         self.stop_requested.set()
 
-    def _say(self, status: InstanceStatus, message: str) -> None:
-        self.report(self.a, status, message, self.started_at, self.address)
+    def _say(self, status: InstanceStatus, message: str, urgent: bool = True) -> None:
+        self.report(self.a, status, message, self.started_at, self.address, urgent)
 
     async def run(self) -> None:
         """Until the instance has ended; its sandbox is left for the caller to destroy."""
@@ -97,7 +110,53 @@ class InstanceTask:
         self.address = state.address
         if state.started_at:
             self.started_at = datetime.fromtimestamp(state.started_at, UTC)
+        self.running = True
+        if state.frozen:  # adopted in light sleep
+            self.asleep = self.frozen = True
+            self._say(InstanceStatus.SLEEPING, "Instance is sleeping")
         await self._watch(state)
+
+    @property
+    def recently_woken(self) -> bool:
+        return time.monotonic() - self.woken_at < WAKE_GRACE_S
+
+    async def sleep(self) -> None:
+        """Light sleep: say SLEEPING, let the requests sent before finish, freeze."""
+        async with self._freezer:
+            if self.asleep or not self.running or self.stop_requested.is_set():
+                return
+            self.asleep = True
+            self._say(InstanceStatus.SLEEPING, "Instance is sleeping")
+        await asyncio.sleep(SLEEP_DRAIN_S)
+        async with self._freezer:
+            if not self.asleep or self.frozen or self.stop_requested.is_set():
+                return  # woken, or stopping, meanwhile
+            try:
+                await asyncio.to_thread(self.driver.freeze, self.a.instance_id)
+            except (SandboxError, OSError) as e:  # it sleeps unfrozen: still free of requests
+                log.warning("instance %s could not be frozen: %s", self.a.instance_id, e)
+                return
+            self.frozen = True
+
+    async def wake(self, urgent: bool = True) -> bool:
+        """Thaw it and say it is back (as healthy as before); False when it is not running.
+        Not `urgent`: woken for a request that is served already (agent/waker.py), the
+        control plane hears of it with the next regular report, not in the middle of it."""
+        async with self._freezer:
+            if not self.running or self.stop_requested.is_set():
+                return False
+            if self.frozen:
+                try:
+                    await asyncio.to_thread(self.driver.thaw, self.a.instance_id)
+                except (SandboxError, OSError) as e:
+                    log.warning("instance %s could not be thawed: %s", self.a.instance_id, e)
+                    return False
+                self.frozen = False
+            self.woken_at = time.monotonic()
+            if self.asleep:
+                self.asleep = False
+                self._say(self.status, "Instance woke up", urgent)
+        return True
 
     async def _spec(self) -> SandboxSpec:
         """The sandbox, joined to its organization's private mesh when it has one."""
@@ -180,12 +239,16 @@ class InstanceTask:
             health.Probe(started_at=started, ever_passed=was_healthy, passing=was_healthy)
             for _ in checks
         ]
-        status = InstanceStatus.HEALTHY if was_healthy else InstanceStatus.STARTING
+        self.status = InstanceStatus.HEALTHY if was_healthy else InstanceStatus.STARTING
         while True:
             current = await asyncio.to_thread(self.driver.inspect, a.instance_id)
             if current.phase != Phase.RUNNING:
                 self._say(InstanceStatus.ERROR, exit_message(current, a))
                 return
+            if self.asleep:  # no check of a frozen instance: it would fail
+                if await self._stopped(WATCH_S):
+                    return
+                continue
             now = time.time()
             for n, check in enumerate(checks):
                 if now >= health.next_probe_at(policy, probes[n]):
@@ -206,27 +269,33 @@ class InstanceTask:
             new = {
                 health.Verdict.HEALTHY: InstanceStatus.HEALTHY,
                 health.Verdict.UNHEALTHY: InstanceStatus.UNHEALTHY,
-            }.get(verdict, status)
-            if new != status:
-                status = new
-                self._say(
-                    status, "Instance is healthy" if status == InstanceStatus.HEALTHY else failing
-                )
+            }.get(verdict, self.status)
+            if new != self.status and not self.asleep:
+                self.status = new
+                healthy = new == InstanceStatus.HEALTHY
+                self._say(new, "Instance is healthy" if healthy else failing)
             wait = min(
                 [WATCH_S]
                 + [max(0.0, health.next_probe_at(policy, p) - time.time()) for p in probes]
             )
-            try:
-                await asyncio.wait_for(self.stop_requested.wait(), wait)
-            except TimeoutError:
-                continue
+            if await self._stopped(wait):
+                return
+
+    async def _stopped(self, wait: float) -> bool:
+        """Stop it if asked to within `wait` seconds; whether it was."""
+        try:
+            await asyncio.wait_for(self.stop_requested.wait(), wait)
+        except TimeoutError:
+            return False
+        async with self._freezer:  # not while it freezes or thaws
+            serving = self.status == InstanceStatus.HEALTHY and not self.asleep
             self._say(InstanceStatus.STOPPING, "Instance is stopping")
-            if status == InstanceStatus.HEALTHY and a.ports:
-                # The edge takes no new request to it from now; those in flight finish.
-                await asyncio.sleep(DRAIN_S)
-            await asyncio.to_thread(self.driver.stop, a.instance_id, STOP_GRACE_S)
-            self._say(InstanceStatus.STOPPED, "Instance stopped.")
-            return
+        if serving and self.a.ports:
+            # The edge takes no new request to it from now; those in flight finish.
+            await asyncio.sleep(DRAIN_S)
+        await asyncio.to_thread(self.driver.stop, self.a.instance_id, STOP_GRACE_S)
+        self._say(InstanceStatus.STOPPED, "Instance stopped.")
+        return True
 
 
 def write_hosts(state_dir: Path, app_id: str, text: str) -> Path:

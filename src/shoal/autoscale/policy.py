@@ -35,8 +35,9 @@ STABLE_S = 60.0
 PANIC_S = 6.0
 BURST_S = 2.0
 PANIC_RATIO = 2.0
-SLEEP_S = 300.0  # idle before a `min: 0` region sleeps, unless its target says
-FREE_SLEEP_S = 120.0  # the seed's free instances
+SLEEP_S = 300.0  # idle before a `min: 0` region sleeps lightly, unless its target says
+FREE_SLEEP_S = 120.0  # the same for the seed's free instances
+DEEP_SLEEP_S = 1800.0  # idle before a light sleep turns deep, unless its target says
 
 
 @dataclass(frozen=True)
@@ -83,32 +84,44 @@ class Targets:
 
 @dataclass(frozen=True)
 class Scaling:
-    """One region's scaling: `min` (0: sleeps after `sleep_after` seconds without a
-    request), `max`, and the targets."""
+    """One region's scaling: `min` (0: it sleeps when idle: lightly after `light_after`
+    seconds without a request, deeply after `deep_after`), `max`, and the targets."""
 
     low: int
     high: int
     targets: Targets = Targets()
-    sleep_after: float | None = None
+    light_after: float | None = None
+    deep_after: float | None = None
 
     @classmethod
     def of(cls, scaling: dict[str, Any] | None, instance_type: str | None = None) -> Scaling:
         """From a regional definition's `scaling` and instance type (no scaling: one
-        instance). The idle delay is the target's deep one (else its `value`, else its light
-        one), by default FREE_SLEEP_S for the free type and SLEEP_S for the others."""
+        instance). The idle delays are the targets' `sleep_idle_delay` (`value` is the
+        deprecated name of the deep one; 0 is unset); with neither, light after SLEEP_S
+        (FREE_SLEEP_S for the free type) and deep after DEEP_SLEEP_S. A deep delay not
+        after the light one leaves only the deep sleep."""
         if not scaling:
             return cls(1, 1)
         low = int(scaling.get("min") or 0)
         targets = scaling.get("targets") or []
-        sleep_after = None
+        light = deep = None
         if low == 0:
-            sleep_after = FREE_SLEEP_S if instance_type == "free" else SLEEP_S
             for t in targets:
                 delay = t.get("sleep_idle_delay") or {}
-                for key in ("light_sleep_value", "value", "deep_sleep_value"):
-                    if delay.get(key) is not None:
-                        sleep_after = float(delay[key])
-        return cls(low, int(scaling.get("max") or 0), Targets.of(targets), sleep_after)
+                light = float(delay.get("light_sleep_value") or 0) or light
+                deep = float(delay.get("deep_sleep_value") or delay.get("value") or 0) or deep
+            if light is None and deep is None:
+                light = FREE_SLEEP_S if instance_type == "free" else SLEEP_S
+            if deep is None:
+                deep = max(DEEP_SLEEP_S, light or 0)
+            if light is not None and light >= deep:
+                light = None
+        return cls(low, int(scaling.get("max") or 0), Targets.of(targets), light, deep)
+
+    @property
+    def sleep_after(self) -> float | None:
+        """The idle time after which it first sleeps (None: it never does)."""
+        return self.light_after if self.light_after is not None else self.deep_after
 
     @property
     def floor(self) -> int:
@@ -147,7 +160,7 @@ def scalings(definition: DeploymentDefinition) -> dict[str, Scaling]:
         view = regional_definition(definition, region)
         scaling = Scaling.of(view.get("scaling"), view.get("instance_type"))
         if definition.type == DefinitionType.WORKER:
-            scaling = dataclasses.replace(scaling, sleep_after=None)
+            scaling = dataclasses.replace(scaling, light_after=None, deep_after=None)
         out[region] = scaling
     return out
 
@@ -178,13 +191,15 @@ class Scale:
     replicas: int
     changed_at: float = 0.0
     panic_at: float | None = None
+    light: bool = False  # asleep (0) with its instances frozen, not stopped
 
 
 @dataclass(frozen=True)
 class Decision:
     replicas: int
     panic_at: float | None
-    reason: str  # why the count changed ("" when it did not)
+    reason: str  # why the count or the sleep changed ("" when neither did)
+    light: bool = False  # asleep lightly: its instances are frozen, not stopped
 
 
 def decide(
@@ -199,15 +214,24 @@ def decide(
 ) -> Decision:
     """The count for one region, within the scaling's floor and ceiling; 0 (asleep) once a
     region that sleeps has had nothing to do since `active_at` (its last request, or open
-    connection, or wake) for its idle delay. Only a request wakes it (it is not decided
-    here: the edge asks the control plane)."""
+    connection, or wake) for its idle delay: lightly first when it has a light delay, then
+    deeply. Only a request wakes it (it is not decided here: the edge asks the control
+    plane)."""
     floor, ceiling, targets = scaling.floor, scaling.ceiling, scaling.targets
-    if scaling.sleep_after is not None:
-        if last.replicas == 0:
-            return Decision(0, None, "")
+    light, deep = scaling.light_after, scaling.deep_after
+    if last.replicas == 0 and scaling.sleeps:
+        if last.light:
+            # It fell asleep once idle for `light`: deep is due `deep - light` later.
+            idle = now - last.changed_at + (light or 0.0)
+            if light is None or (deep is not None and idle >= deep):
+                return Decision(0, None, f"no request for {idle:.0f} s: deep sleep")
+        return Decision(0, None, "", light=last.light)
+    if scaling.sleeps:
         idle = now - max(active_at, last.changed_at)
-        if idle >= scaling.sleep_after:
-            return Decision(0, None, f"no request for {idle:.0f} s: sleeping")
+        if deep is not None and idle >= deep:
+            return Decision(0, None, f"no request for {idle:.0f} s: deep sleep")
+        if light is not None and idle >= light:
+            return Decision(0, None, f"no request for {idle:.0f} s: light sleep", light=True)
     if not scaling.automatic:
         return Decision(floor, None, _why(last.replicas, floor, "static scaling"))
     stable, why_stable = _desired(targets, load, used, now, stable_s, ready)

@@ -146,6 +146,7 @@ class Autoscaler:
                     row.replicas,
                     row.changed_at.timestamp(),
                     row.panic_at.timestamp() if row.panic_at else None,
+                    row.light,
                 )
                 if row
                 else Scale(scaling.floor, now)
@@ -157,6 +158,8 @@ class Autoscaler:
             self._store(s, row, service_id, region, last, d, now)
             if d.reason:
                 message = f"Scaled from {last.replicas} to {d.replicas} in {region}: {d.reason}"
+                if d.replicas == last.replicas:  # a light sleep turned deep
+                    message = f"Sleeping in {region}: {d.reason}"
                 events.record(s, org_id, "service", service_id, "autoscale", message)
                 changed = True
         return changed
@@ -201,11 +204,11 @@ class Autoscaler:
         if row is None:
             row = ServiceScale(service_id=service_id, region=region, changed_at=_utc(now))
             s.add(row)
-        elif d.replicas == last.replicas and d.panic_at == last.panic_at:
+        elif (d.replicas, d.panic_at, d.light) == (last.replicas, last.panic_at, last.light):
             return
-        if d.replicas != last.replicas:
+        if (d.replicas, d.light) != (last.replicas, last.light):
             row.changed_at = _utc(now)
-        row.replicas, row.panic_at = d.replicas, panic_at
+        row.replicas, row.panic_at, row.light = d.replicas, panic_at, d.light
 
 
 def seconds(samples: list[RequestSample], quantile: int) -> list[Second]:

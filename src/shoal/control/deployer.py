@@ -18,9 +18,11 @@ from shoal.core.rollout import (
     Desired,
     InstanceFact,
     SetDeploymentStatus,
+    SleepInstance,
     Snapshot,
     StartInstance,
     StopInstance,
+    WakeInstance,
     plan,
 )
 from shoal.core.status import Intent
@@ -58,14 +60,16 @@ def snapshot(s: Session, svc: Service) -> tuple[Snapshot, dict[str, Deployment]]
             )
         ).all()
     }
-    scales = {
-        region: count
-        for region, count in s.execute(
-            select(ServiceScale.region, ServiceScale.replicas).where(
-                ServiceScale.service_id == svc.id
-            )
+    scales: dict[str, int] = {}
+    light: set[str] = set()
+    for region, count, lightly in s.execute(
+        select(ServiceScale.region, ServiceScale.replicas, ServiceScale.light).where(
+            ServiceScale.service_id == svc.id
         )
-    }
+    ):
+        scales[region] = count
+        if lightly and count == 0:
+            light.add(region)
     facts = []
     for d in deps.values():
         definition = DeploymentDefinition.model_validate(d.definition)
@@ -77,6 +81,7 @@ def snapshot(s: Session, svc: Service) -> tuple[Snapshot, dict[str, Deployment]]
                 strategy=definition.strategy.type if definition.strategy else StrategyType.DEFAULT,
                 ever_healthy=d.succeeded_at is not None,
                 ready=not builds.needs_build(d),
+                light=frozenset(light),
             )
         )
     insts = s.scalars(select(Instance).where(Instance.deployment_id.in_(list(deps)))).all()
@@ -150,6 +155,17 @@ def _apply(
         if stopping is None or stopping.desired == Desired.STOP.value:
             return
         _stop(s, svc, stopping, action.reason, touched)
+    elif isinstance(action, SleepInstance | WakeInstance):
+        changing = s.get(Instance, action.instance_id)
+        desired = Desired.SLEEP if isinstance(action, SleepInstance) else Desired.RUN
+        if changing is None or changing.desired == Desired.STOP.value:
+            return
+        changing.desired = desired.value
+        if changing.node_id is not None:
+            touched.add(changing.node_id)
+        what = "sleep" if desired == Desired.SLEEP else "wake"
+        message = "Instance is going to sleep" if what == "sleep" else "Instance is waking up"
+        events.record(s, svc.organization_id, "instance", changing.id, what, message)
     elif isinstance(action, SetDeploymentStatus):
         service_store.set_deployment_status(
             s, deps[action.deployment_id], action.status, action.message

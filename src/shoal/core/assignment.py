@@ -54,7 +54,7 @@ class Artifact(Wire):
 
 
 class Assignment(Wire):
-    """One instance a node should run (desired RUN) or stop (desired STOP)."""
+    """One instance a node should run (desired RUN), keep frozen (SLEEP) or stop (STOP)."""
 
     instance_id: str
     organization_id: str
@@ -145,6 +145,7 @@ class NodeHello(Wire):
     region: str
     cpus: float
     memory_mb: int
+    waker: str = ""  # the agent's Unix socket that thaws frozen instances (agent/waker.py)
 
 
 class NodeReply(Wire):

@@ -36,6 +36,7 @@ class EdgeServer(BaseModel):
     address: str
     port: int
     region: str
+    waker: str = ""  # a frozen instance's: the Unix socket of its node's agent that thaws it
 
 
 class EdgeRoute(BaseModel):
@@ -48,6 +49,7 @@ class EdgeRoute(BaseModel):
     protocol: Protocol
     regions: tuple[str, ...] = ()  # where the service's active deployment runs
     servers: tuple[EdgeServer, ...] = ()
+    frozen: tuple[EdgeServer, ...] = ()  # its instances in light sleep (not in HAProxy)
 
     def backend(self, region: str) -> str:
         """The name of the route's pool of servers in `region`, the same for as long as the
@@ -60,6 +62,11 @@ class EdgeRoute(BaseModel):
         empty pool, of no region, for a route with neither)."""
         regions = dict.fromkeys((*self.regions, *(s.region for s in self.servers))) or {"": None}
         return {r: tuple(s for s in self.servers if s.region == r) for r in regions}
+
+    def frozen_near(self, region: str) -> tuple[EdgeServer, ...]:
+        """Its frozen instances, those of the regions closest to `region` first."""
+        order = {r: n for n, r in enumerate(nearest_first(region, [s.region for s in self.frozen]))}
+        return tuple(sorted(self.frozen, key=lambda s: (order[s.region], s.id)))
 
     def pool_for(self, client: str) -> str:
         """The backend a client in region `client` is sent to: the closest pool that has a
@@ -120,25 +127,23 @@ def public_routes(definition: DeploymentDefinition) -> list[tuple[str, int, Prot
     return out
 
 
+Located = tuple[str, str, str, DeploymentDefinition]  # (id, address, region, definition)
+
+
 def routes_of(
     host: str,
     service_id: str,
     active: DeploymentDefinition,
-    instances: Iterable[tuple[str, str, str, DeploymentDefinition]],
+    instances: Iterable[Located],
+    frozen: Iterable[tuple[Located, str]] = (),
 ) -> list[EdgeRoute]:
     """The edge's routes for one service: those of its active deployment, each served by the
-    healthy `instances` ((id, address, region, their deployment's definition)) whose own
-    deployment has the same route, so that during a rollout the old and the new serve side
-    by side."""
-    served: dict[tuple[str, int, Protocol], list[EdgeServer]] = {
-        r: [] for r in public_routes(active)
-    }
-    for inst_id, address, region, definition in instances:
-        for route in public_routes(definition):
-            if route in served:
-                served[route].append(
-                    EdgeServer(id=inst_id, address=address, port=route[1], region=region)
-                )
+    healthy `instances` whose own deployment has the same route, so that during a rollout
+    the old and the new serve side by side. `frozen`: its instances in light sleep, each with
+    the Unix socket that thaws it."""
+    routes = list(dict.fromkeys(public_routes(active)))
+    served = _by_route(routes, ((i, "") for i in instances))
+    asleep = _by_route(routes, frozen)
     return [
         EdgeRoute(
             host=host,
@@ -147,16 +152,32 @@ def routes_of(
             port=port,
             protocol=protocol,
             regions=tuple(active.regions or ()),
-            servers=tuple(sorted(servers, key=lambda s: s.id)),
+            servers=served[path, port, protocol],
+            frozen=asleep[path, port, protocol],
         )
-        for (path, port, protocol), servers in served.items()
+        for path, port, protocol in routes
     ]
+
+
+def _by_route(
+    routes: list[tuple[str, int, Protocol]], instances: Iterable[tuple[Located, str]]
+) -> dict[tuple[str, int, Protocol], tuple[EdgeServer, ...]]:
+    """Each route's servers: the instances whose deployment has that route too."""
+    found: dict[tuple[str, int, Protocol], list[EdgeServer]] = {r: [] for r in routes}
+    for (inst_id, address, region, definition), waker in instances:
+        for route in public_routes(definition):
+            if route in found:
+                server = EdgeServer(
+                    id=inst_id, address=address, port=route[1], region=region, waker=waker
+                )
+                found[route].append(server)
+    return {r: tuple(sorted(servers, key=lambda s: s.id)) for r, servers in found.items()}
 
 
 def tcp_routes_of(
     service_id: str,
     active: DeploymentDefinition,
-    instances: Iterable[tuple[str, str, str, DeploymentDefinition]],
+    instances: Iterable[Located],
     public_ports: dict[tuple[str, int], int],
 ) -> list[EdgeTcpRoute]:
     """The edge's TCP routes for one service: a public port for each proxy port of its active
@@ -180,7 +201,7 @@ def tcp_routes_of(
 def mesh_routes_of(
     service_id: str,
     active: DeploymentDefinition,
-    instances: Iterable[tuple[str, str, str, DeploymentDefinition]],
+    instances: Iterable[Located],
     addresses: dict[str, str],
 ) -> list[EdgeTcpRoute]:
     """The mesh listeners of one service: each of its active deployment's ports on each of

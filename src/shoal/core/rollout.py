@@ -44,6 +44,7 @@ _NOT_STARTED = frozenset(
 
 class Desired(StrEnum):
     RUN = "RUN"
+    SLEEP = "SLEEP"  # kept, frozen: a region in light sleep
     STOP = "STOP"
 
 
@@ -70,6 +71,7 @@ class DeploymentFact:
     strategy: StrategyType = StrategyType.DEFAULT
     ever_healthy: bool = False
     ready: bool = True  # its artifact exists (built or pulled): instances may start
+    light: frozenset[str] = frozenset()  # regions in light sleep: instances kept, frozen
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,18 @@ class StopInstance:
 
 
 @dataclass(frozen=True)
+class SleepInstance:
+    """Freeze it (light sleep): kept, with its memory, until a request wakes it."""
+
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class WakeInstance:
+    instance_id: str
+
+
+@dataclass(frozen=True)
 class SetDeploymentStatus:
     deployment_id: str
     status: DeploymentStatus
@@ -106,7 +120,9 @@ class Activate:
     deployment_id: str
 
 
-Action = StartInstance | StopInstance | SetDeploymentStatus | Activate
+Action = (
+    StartInstance | StopInstance | SleepInstance | WakeInstance | SetDeploymentStatus | Activate
+)
 
 
 def deployment_status(
@@ -192,7 +208,7 @@ def _stops(d: DeploymentFact, instances: Iterable[InstanceFact], reason: str) ->
     return [
         StopInstance(i.id, reason)
         for i in instances
-        if i.deployment_id == d.id and i.live and i.desired == Desired.RUN
+        if i.deployment_id == d.id and i.live and i.desired != Desired.STOP
     ]
 
 
@@ -214,20 +230,26 @@ def _fail(
 
 
 def _converge(d: DeploymentFact, instances: Iterable[InstanceFact]) -> list[Action]:
-    """Start the replicas that are missing (or failed) and stop the ones above the count."""
+    """Start the replicas that are missing (or failed), wake the frozen ones that count and
+    stop the ones above the count; in a region in light sleep, freeze them all instead."""
     out: list[Action] = []
-    running = [
-        i for i in instances if i.deployment_id == d.id and i.live and i.desired == Desired.RUN
+    kept = [
+        i for i in instances if i.deployment_id == d.id and i.live and i.desired != Desired.STOP
     ]
     for region, count in sorted(d.replicas.items()):
-        present = {i.replica_index for i in running if i.region == region}
+        here = [i for i in kept if i.region == region]
+        if region in d.light:
+            out += [SleepInstance(i.id) for i in here if i.desired == Desired.RUN]
+            continue
+        present = {i.replica_index for i in here}
         out += [StartInstance(d.id, region, n) for n in range(count) if n not in present]
         out += [
-            StopInstance(i.id, "Scaled down")
-            for i in running
-            if i.region == region and i.replica_index >= count
+            WakeInstance(i.id)
+            for i in here
+            if i.desired == Desired.SLEEP and i.replica_index < count
         ]
-    out += [StopInstance(i.id, "Region removed") for i in running if i.region not in d.replicas]
+        out += [StopInstance(i.id, "Scaled down") for i in here if i.replica_index >= count]
+    out += [StopInstance(i.id, "Region removed") for i in kept if i.region not in d.replicas]
     return out
 
 

@@ -2,8 +2,9 @@
 service, region and instance type, as Koyeb's `/v1/usages` reports them, and their cost at
 the seed's per-second prices.
 
-An instance runs from its start to its end (now, while it runs). A paused service has no
-instance running, so its time is free.
+An instance runs from its start to its end (now, while it runs), less the times it was
+asleep and frozen (light sleep). A paused service, or one in deep sleep, has no instance
+running, so its time is free.
 """
 
 from __future__ import annotations
@@ -32,12 +33,17 @@ class Lifetime:
     instance_type: str
     started_at: datetime
     terminated_at: datetime | None  # None: still running
+    asleep: tuple[tuple[datetime, datetime | None], ...] = ()  # (from, to: None still)
 
     def seconds(self, start: datetime, end: datetime, now: datetime) -> int:
-        """Whole seconds of its run within [start, end)."""
+        """Whole seconds of its run within [start, end), its sleeps not counted."""
         stop = min(self.terminated_at or now, end)
         begin = max(self.started_at, start)
-        return max(0, math.floor((stop - begin).total_seconds()))
+        awake = (stop - begin).total_seconds()
+        for slept_from, slept_to in self.asleep:
+            overlap = min(slept_to or now, stop) - max(slept_from, begin)
+            awake -= max(0.0, overlap.total_seconds())
+        return max(0, math.floor(awake))
 
 
 def cost(seconds: int, instance_type: str) -> Decimal:

@@ -4,6 +4,12 @@ service (once, however many requests wait), holds the requests (at most MAX_HELD
 each up to HOLD_S) until the edge's table has an instance for the route, then proxies each
 to one. A request to a service that is not asleep (paused, failing) gets the 503 at once.
 
+A service in light sleep has frozen instances: the activator asks their node's agent to thaw
+one directly (agent/waker.py, a Unix socket of this machine) and proxies to it as soon as it
+answers, and tells the control plane once that first answer is on its way; the thawed
+instance takes the route's requests until the edge's table has it serving again. An instance
+whose agent is on another machine is woken through the control plane.
+
 HAProxy tells it the route in a header (ROUTE_HEADER: "<backend> <service id>"), and has
 already taken the route's prefix off the path.
 """
@@ -34,6 +40,7 @@ ROUTE_HEADER = "X-Shoal-Route"
 HOLD_S = 30.0
 MAX_HELD = 1000
 POLL_S = 0.01
+THAWED_S = 10.0  # how long a thawed instance takes a route's requests before the table has it
 # Not forwarded: they are about one connection, not the request.
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -46,25 +53,39 @@ class Activator:
         self,
         client: NodeClient,
         servers: Callable[[str], tuple[EdgeServer, ...]],
+        frozen: Callable[[str], tuple[EdgeServer, ...]],
         socket: Path,
         unavailable: str,
     ) -> None:
-        """`servers`: a backend's servers in the table the edge applied; `unavailable`: the
-        body of a 503."""
-        self._client, self._servers, self._socket = client, servers, socket
-        self._unavailable = unavailable
+        """`servers`: a backend's servers in the table the edge applied; `frozen`: the
+        frozen instances of its route, the closest first; `unavailable`: the body of a
+        503."""
+        self._client, self._servers, self._frozen = client, servers, frozen
+        self._socket, self._unavailable = socket, unavailable
         self._wakes: dict[str, asyncio.Task[bool]] = {}
+        self._thaws: dict[str, asyncio.Task[EdgeServer | None]] = {}  # backend ->
+        self._thawed: dict[str, tuple[EdgeServer, float]] = {}  # backend -> (server, until)
+        self._untold: set[str] = set()  # services thawed the control plane is not told of yet
         self._held: dict[str, int] = {}
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        self._agents: dict[str, httpx.AsyncClient] = {}  # waker socket -> its client
 
     async def serve(self) -> None:
         config = uvicorn.Config(
-            self, uds=str(self._socket), log_level="warning", lifespan="off", access_log=False
+            self,
+            uds=str(self._socket),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            server_header=False,  # the instance's own Server and Date headers pass through
+            date_header=False,
         )
         try:
             await Server(config).serve()
         finally:
             await self._http.aclose()
+            for agent in self._agents.values():
+                await agent.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,22 +108,70 @@ class Activator:
                 del self._held[backend]
         if server is None:
             return self._refuse()
-        return await self._forward(request, server)
+        try:
+            return await self._forward(request, server)
+        finally:
+            if service_id in self._untold:  # thawed: now the control plane may hear of it
+                self._untold.discard(service_id)
+                self._waking(service_id)
 
     async def _awake(self, backend: str, service_id: str) -> EdgeServer | None:
         """A server of the route once there is one (waking its service), or None."""
         if servers := self._servers(backend):
+            self._thawed.pop(backend, None)  # the table has it (or others) serving again
             return random.choice(servers)
-        wake = self._wakes.get(service_id)
-        if wake is None or wake.done():
-            wake = self._wakes[service_id] = asyncio.create_task(self._wake(service_id))
-        if not await wake:
+        thawed, until = self._thawed.get(backend, (None, 0.0))
+        if thawed is not None and time.monotonic() < until:
+            return thawed
+        if frozen := self._frozen(backend):
+            thaw = self._thaws.get(backend)
+            if thaw is None or thaw.done():
+                thaw = self._thaws[backend] = asyncio.create_task(
+                    self._thaw(backend, service_id, frozen)
+                )
+            server = await thaw
+            self._thaws.pop(backend, None)
+            if server is not None:
+                return server
+        if not await self._waking(service_id):
             return None
         deadline = time.monotonic() + HOLD_S
         while time.monotonic() < deadline:
             if servers := self._servers(backend):
                 return random.choice(servers)  # (the woken instances share the held requests)
             await asyncio.sleep(POLL_S)
+        return None
+
+    def _waking(self, service_id: str) -> asyncio.Task[bool]:
+        """The control plane's wake of the service: one at a time, however many wait."""
+        wake = self._wakes.get(service_id)
+        if wake is None or wake.done():
+            wake = self._wakes[service_id] = asyncio.create_task(self._wake(service_id))
+        return wake
+
+    async def _thaw(
+        self, backend: str, service_id: str, frozen: tuple[EdgeServer, ...]
+    ) -> EdgeServer | None:
+        """Thaw the first frozen instance whose agent is on this machine and can; None when
+        none could. The control plane is told once the first request has its answer (it
+        wakes the rest): the work that sets off would slow that answer down."""
+        for server in frozen:
+            if not server.waker or not Path(server.waker).exists():
+                continue
+            agent = self._agents.get(server.waker)
+            if agent is None:
+                transport = httpx.AsyncHTTPTransport(uds=server.waker)
+                agent = httpx.AsyncClient(transport=transport, timeout=5.0)
+                self._agents[server.waker] = agent
+            try:
+                r = await agent.post(f"http://agent/v1/thaw/{server.id}")
+            except httpx.HTTPError as e:
+                log.info("thawing %s: %s", server.id, e)
+                continue
+            if r.status_code == 200:
+                self._thawed[backend] = (server, time.monotonic() + THAWED_S)
+                self._untold.add(service_id)
+                return server
         return None
 
     async def _wake(self, service_id: str) -> bool:

@@ -78,9 +78,11 @@ class Edge:
         self._request_log = run_dir / "requests.sock"
         self._activator_socket = run_dir / "activator.sock"
         self._pools: dict[str, tuple[EdgeServer, ...]] = {}  # backend -> servers applied
+        self._frozen: dict[str, tuple[EdgeServer, ...]] = {}  # backend -> its route's frozen
         self._activator = Activator(
             client,
             lambda backend: self._pools.get(backend, ()),
+            lambda backend: self._frozen.get(backend, ()),
             self._activator_socket,
             NO_INSTANCE,
         )
@@ -251,6 +253,9 @@ class Edge:
             r.backend(region): servers
             for r in table.routes
             for region, servers in r.pools().items()
+        }
+        self._frozen = {
+            r.backend(region): r.frozen_near(region) for r in table.routes for region in r.pools()
         }
         tcp = [
             (

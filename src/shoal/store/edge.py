@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shoal.core.definition import DeploymentDefinition
@@ -28,6 +28,7 @@ from shoal.store.tables import (
     App,
     Deployment,
     Instance,
+    Node,
     Organization,
     Service,
     ServiceScale,
@@ -64,8 +65,27 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         )
     ):
         serving[row.service_id].append(row)
+    frozen: dict[str, list[Any]] = defaultdict(list)
+    for sleeper in s.execute(
+        select(
+            Instance.id,
+            Instance.service_id,
+            Instance.deployment_id,
+            Instance.address,
+            Instance.region,
+            Node.waker,
+        )
+        .join(Node, Node.id == Instance.node_id)
+        .where(
+            Instance.status == InstanceStatus.SLEEPING.value,
+            Instance.desired == Desired.SLEEP.value,
+            Instance.address.is_not(None),
+        )
+    ):
+        frozen[sleeper.service_id].append(sleeper)
     wanted = {svc.active_deployment_id for svc in services}
     wanted |= {i.deployment_id for rows in serving.values() for i in rows}
+    wanted |= {i.deployment_id for rows in frozen.values() for i in rows}
     definitions = {
         dep_id: DeploymentDefinition.model_validate(definition)
         for dep_id, definition in s.execute(
@@ -85,8 +105,13 @@ def table(s: Session, base_domain: str) -> EdgeTable:
             for i in serving.get(service_id, [])
             if i.deployment_id in definitions
         ]
+        asleep = [
+            ((i.id, i.address, i.region, definitions[i.deployment_id]), i.waker)
+            for i in frozen.get(service_id, [])
+            if i.deployment_id in definitions
+        ]
         routes += routes_of(
-            app_domain(app_name, org_name, base_domain), service_id, active, instances
+            app_domain(app_name, org_name, base_domain), service_id, active, instances, asleep
         )
         tcp += tcp_routes_of(service_id, active, instances, public)
         tcp += mesh_routes_of(service_id, active, instances, private.get(service_id, {}))
@@ -116,7 +141,18 @@ def wake(s: Session, service_id: str) -> bool:
     now = utcnow()
     asleep = [row for row in rows if row.replicas == 0]
     for row in asleep:
-        row.replicas, row.changed_at, row.panic_at = 1, now, None
+        # A region in light sleep gets back all its frozen instances (a thaw is cheap).
+        frozen: int | None = 0
+        if row.light:
+            frozen = s.scalar(
+                select(func.count()).where(
+                    Instance.service_id == service_id,
+                    Instance.region == row.region,
+                    Instance.desired == Desired.SLEEP.value,
+                )
+            )
+        row.replicas, row.changed_at, row.panic_at = max(1, frozen or 0), now, None
+        row.light = False
     if asleep:
         regions = ", ".join(sorted(row.region for row in asleep))
         message = f"Woken by a request in {regions}"

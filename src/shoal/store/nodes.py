@@ -48,6 +48,7 @@ def register(s: Session, hello: NodeHello) -> Node:
         )
         s.add(node)
     node.region, node.cpus, node.memory_mb = hello.region, hello.cpus, hello.memory_mb
+    node.waker = hello.waker
     node.last_seen_at = utcnow()
     s.flush()
     return node
@@ -160,6 +161,10 @@ def apply_report(s: Session, node_id: str, report: InstanceReport) -> str | None
     if status in FINAL:
         inst.terminated_at = report.terminated_at or utcnow()
         usage.ended(s, inst)
+    elif status == InstanceStatus.SLEEPING.value:
+        usage.slept(s, inst.id, utcnow())
+    elif inst.status == InstanceStatus.SLEEPING.value:
+        usage.woke(s, inst.id, utcnow())
     if status != inst.status or (report.message and [report.message] != inst.messages):
         inst.status = status
         inst.messages = [report.message] if report.message else []

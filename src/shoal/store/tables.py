@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -230,6 +231,9 @@ class Node(Base):
     memory_mb: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created()
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where an edge on the same machine asks the agent to thaw a frozen instance (a Unix
+    # socket; "" when it has none).
+    waker: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
 
 class Instance(Base):
@@ -314,6 +318,8 @@ class ServiceScale(Base):
     replicas: Mapped[int]
     changed_at: Mapped[datetime]
     panic_at: Mapped[datetime | None]
+    # Asleep (0 replicas) lightly: its instances are frozen, kept to be thawed on a request.
+    light: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ProxyPort(Base):
@@ -368,6 +374,15 @@ class InstanceUsage(Base):
     instance_type: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime]
     terminated_at: Mapped[datetime | None]
+
+
+class InstanceSleep(Base):
+    """A time an instance spent asleep and frozen (light sleep): not counted as usage."""
+
+    __tablename__ = "instance_sleeps"
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(primary_key=True)
+    ended_at: Mapped[datetime | None]
 
 
 class Archive(Base):

@@ -3,13 +3,14 @@ outlives them). Made when the instance starts, closed when it ends."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shoal.core.usage import Lifetime
-from shoal.store.tables import App, Instance, InstanceUsage, Service
+from shoal.store.tables import App, Instance, InstanceSleep, InstanceUsage, Service, utcnow
 
 
 def started(s: Session, inst: Instance) -> None:
@@ -39,6 +40,27 @@ def ended(s: Session, inst: Instance) -> None:
     row = s.get(InstanceUsage, inst.id)
     if row is not None and row.terminated_at is None:
         row.terminated_at = inst.terminated_at
+    woke(s, inst.id, inst.terminated_at or utcnow())
+
+
+def slept(s: Session, instance_id: str, at: datetime) -> None:
+    """The instance was frozen at `at` (light sleep): free from then until it wakes."""
+    if _asleep(s, instance_id) is None:
+        s.add(InstanceSleep(instance_id=instance_id, started_at=at, ended_at=None))
+
+
+def woke(s: Session, instance_id: str, at: datetime) -> None:
+    row = _asleep(s, instance_id)
+    if row is not None:
+        row.ended_at = max(at, row.started_at)
+
+
+def _asleep(s: Session, instance_id: str) -> InstanceSleep | None:
+    return s.scalars(
+        select(InstanceSleep).where(
+            InstanceSleep.instance_id == instance_id, InstanceSleep.ended_at.is_(None)
+        )
+    ).first()
 
 
 def lifetimes(s: Session, org_id: str, start: datetime, end: datetime) -> list[Lifetime]:
@@ -51,7 +73,14 @@ def lifetimes(s: Session, org_id: str, start: datetime, end: datetime) -> list[L
             or_(InstanceUsage.terminated_at.is_(None), InstanceUsage.terminated_at > start),
         )
         .order_by(InstanceUsage.started_at, InstanceUsage.instance_id)
-    )
+    ).all()
+    asleep: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    for sleep in s.scalars(
+        select(InstanceSleep)
+        .where(InstanceSleep.instance_id.in_([r.instance_id for r in rows]))
+        .order_by(InstanceSleep.started_at)
+    ):
+        asleep[sleep.instance_id].append((sleep.started_at, sleep.ended_at))
     return [
         Lifetime(
             r.instance_id,
@@ -66,6 +95,7 @@ def lifetimes(s: Session, org_id: str, start: datetime, end: datetime) -> list[L
             r.instance_type,
             r.started_at,
             r.terminated_at,
+            tuple(asleep.get(r.instance_id, ())),
         )
         for r in rows
     ]
