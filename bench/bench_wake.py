@@ -17,6 +17,9 @@ the answer (a raw socket, a new connection, as a browser's first request). The f
 same app started as a plain host process, timed from its start to its first answer, polled
 every 1 ms, in the same run. Prints p50 and p99 of each over the runs. Goals (issue 6):
 light wake p99 under 10 ms; deep wake p99 within 30 ms of the direct start.
+
+Then the autoscaler's reaction (`reaction`): a step of load on an autoscaled service, timed
+to the first answer from the instance it adds; goal: under 3 s.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,10 +48,12 @@ from shoal.runtime.cgroups import detect
 CGROUPS = detect()
 
 APP = """\
-import http.server, os
+import http.server, os, socket, time
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b"awake"
+        if self.path == "/slow":
+            time.sleep(0.3)
+        body = b"awake " + socket.gethostname().encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body)))
         self.end_headers(); self.wfile.write(body)
     def log_message(self, *args): pass
@@ -146,10 +152,69 @@ class Sleeper:
             time.sleep(0.1)
 
 
+def reaction(api: httpx.Client, edge: str, source: Path, runs: int) -> list[float]:
+    """Seconds from a step of load to the first answer from an instance the autoscaler added:
+    a service of `min` 1, `max` 3, a target of 2 concurrent requests per instance, and 8
+    clients of a request that takes 0.3 s (8 in flight). Between runs the load stops until
+    the service is back to one instance."""
+    app_id = api.post("/v1/apps", json={"name": "react"}).json()["app"]["id"]
+    body = definition(source, "web", {})
+    body["scalings"] = [{"min": 1, "max": 3, "targets": [{"concurrent_requests": {"value": 2}}]}]
+    svc = api.post("/v1/services", json={"app_id": app_id, "definition": body}).json()
+    service_id = svc["service"]["id"]
+    host = api.get(f"/v1/apps/{app_id}").json()["app"]["domains"][0]["name"]
+
+    def serving() -> int:
+        listed = api.get("/v1/instances", params={"service_id": service_id}).json()
+        return sum(1 for i in listed["instances"] if i["status"] != "STOPPED")
+
+    took = []
+    with httpx.Client(base_url=edge, headers={"Host": host}, timeout=30) as c:
+        for n in range(runs):
+            deadline = time.monotonic() + 300
+            while serving() != 1 or c.get("/").status_code != 200:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("react: the service did not come back to one instance")
+                time.sleep(0.2)
+            seconds = load_step(edge, host, c.get("/").text.split()[-1])
+            took.append(seconds)
+            print(f"  reaction {n + 1}: {seconds * 1000:.0f} ms", flush=True)
+    delete_app(api, app_id)
+    return took
+
+
+def load_step(edge: str, host: str, first: str) -> float:
+    """8 clients of /slow at once until one is answered by an instance other than `first`
+    (by its host name): the seconds from the step to that answer."""
+    added, stop = threading.Event(), threading.Event()
+    at: list[float] = []
+    t0 = time.monotonic()
+
+    def client() -> None:
+        with httpx.Client(base_url=edge, headers={"Host": host}, timeout=30) as load:
+            while not stop.is_set():
+                if load.get("/slow").text.split()[-1] != first and not added.is_set():
+                    at.append(time.monotonic() - t0)
+                    added.set()
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for thread in clients:
+        thread.start()
+    added.wait(120)
+    stop.set()
+    for thread in clients:
+        thread.join()
+    if not at:
+        raise TimeoutError("react: no instance was added under load")
+    return min(at)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=30)
-    runs = parser.parse_args().runs
+    parser.add_argument("--runs", type=int, default=30, help="wakes of each service")
+    parser.add_argument("--reactions", type=int, default=5, help="load steps")
+    args = parser.parse_args()
+    runs = args.runs
     machine = Machine.sample()
     print(machine.describe(), flush=True)
     root = Path(tempfile.mkdtemp(prefix="shoal-bench-wake-"))
@@ -157,7 +222,11 @@ def main() -> None:
     took: dict[str, list[float]] = {"light": [], "deep": [], "direct": []}
     try:
         source = repo(root)
-        shoal = start_shoal(root / "data", None, "--local-git", agents=True)
+        # A 10 s stable window (60 s by default) brings the autoscaled service back to one
+        # instance sooner between load steps; it does not change how fast it scales up.
+        shoal = start_shoal(
+            root / "data", None, "--local-git", "--autoscale-window", "10", agents=True
+        )
         api = shoal.client()
         sleepers = [
             Sleeper(api, source, "light", {"light_sleep_value": 1, "deep_sleep_value": 3600}),
@@ -178,6 +247,7 @@ def main() -> None:
             print(f"  run {n}: " + ", ".join(line), flush=True)
         for s in sleepers:
             delete_app(api, s.app_id)
+        reactions = [x * 1000 for x in reaction(api, shoal.edge, source, args.reactions)]
     finally:
         if shoal is not None:
             shoal.stop()
@@ -197,6 +267,13 @@ def main() -> None:
     gap = pct(ms["deep"], 99) - pct(ms["direct"], 99)
     verdict = "met" if gap <= 30 else "NOT MET"
     print(f"Goal: deep wake p99 within 30 ms of the direct start: {verdict} (+{gap:.0f} ms)")
+    slowest = max(reactions)
+    print(
+        f"Autoscaling reaction (a load step to an added instance's first answer), "
+        f"{len(reactions)} steps: p50 {pct(reactions, 50):.0f} ms, max {slowest:.0f} ms"
+    )
+    verdict = "met" if slowest < 3000 else "NOT MET"
+    print(f"Goal: autoscaling reaction under 3 s: {verdict} (slowest {slowest:.0f} ms)")
     if caveat := machine.caveat():
         print(caveat)
 
