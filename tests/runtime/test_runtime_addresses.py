@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shoal.runtime.addresses import SPARE, AddressPool
+from shoal.runtime.addresses import GOING, SPARE, AddressPool
 from shoal.runtime.driver import SandboxError
 
 
@@ -49,6 +49,30 @@ def test_spares_are_claimed_by_exactly_one_instance(tmp_path):
     assert sorted(won) == sorted(spares)
     assert SPARE not in pool.holders().values()
     assert pool.claim_spare("late") is None
+
+
+def test_a_spare_claimed_meanwhile_is_not_taken_back(tmp_path):
+    """A driver trimming its spares races starts claiming them (both in threads): the trim
+    hands a spare over only if it still is one, and reading the leases while others are
+    released never fails."""
+    pool = AddressPool("10.200.0.0/24", tmp_path)
+    spares = [pool.allocate(SPARE).slot for _ in range(40)]
+
+    def trim(slot: int) -> bool:
+        return pool.hand_over(slot, SPARE, GOING)
+
+    with ThreadPoolExecutor(8) as ex:
+        claims = ex.map(pool.claim_spare, [f"i{n}" for n in range(20)])
+        trims = ex.map(trim, spares)
+        reads = ex.map(lambda _: pool.holders(), range(40))
+        for slot, trimmed in zip(spares, trims, strict=True):
+            if trimmed:
+                pool.release(slot)
+        won = {lease.slot: lease for lease in claims if lease is not None}
+        list(reads)
+    holders = pool.holders()
+    assert all(holders[slot].startswith("i") for slot in won)  # every claim kept its network
+    assert set(holders.values()) <= {f"i{n}" for n in range(20)}  # every spare claimed or gone
 
 
 def test_exhaustion_is_a_clear_error(tmp_path):

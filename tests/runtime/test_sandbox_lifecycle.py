@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from tests.runtime.sandboxes import POOL, Sandboxes, wait_for, wait_http
 
+from shoal.runtime.addresses import SPARE, AddressPool
 from shoal.runtime.driver import ExecRequest, Phase, SandboxError, SandboxUnavailable
+from shoal.runtime.netns import network_for
 from shoal.runtime.sandbox import SandboxDriver
 
 AGENT = textwrap.dedent("""
@@ -109,6 +112,32 @@ def test_destroy_leaves_nothing_behind(sandbox: Sandboxes):
     assert not (sandbox.state_dir / "leases" / str(record["slot"])).exists()
     assert not os.path.exists(f"/proc/{box.pid}")  # reaped, not even a zombie
     sandbox.driver.destroy(box.instance_id)  # idempotent
+
+
+def test_starts_and_destroys_at_once_each_keep_their_own_network(sandbox: Sandboxes):
+    """An agent starts and destroys sandboxes in threads at once, and each destroy makes new
+    spare networks: no start may claim a spare still being made, nor lose its network to a
+    trim of the spares."""
+
+    def life(_: int) -> str | None:
+        box = sandbox.driver.start(sandbox.httpd())
+        try:
+            wait_http(box.address)
+        finally:
+            sandbox.driver.destroy(box.instance_id)
+        return box.address
+
+    with ThreadPoolExecutor(6) as ex:
+        addresses = list(ex.map(life, range(30)))
+    assert all(addresses)
+    leases = sandbox.state_dir / "leases"
+    holders = {p.read_text() for p in leases.iterdir() if p.name.isdigit()}
+    assert holders <= {SPARE}  # only spares are left, every one of them made
+    for p in leases.iterdir():
+        if p.name.isdigit():
+            slot = int(p.name)
+            lease = AddressPool(POOL, leases).lease(slot)
+            assert network_for(lease).path.exists()
 
 
 def test_exec_runs_inside_with_the_instances_view_and_cgroup(sandbox: Sandboxes):

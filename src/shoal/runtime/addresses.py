@@ -22,6 +22,8 @@ from pathlib import Path
 from shoal.runtime.driver import SandboxError
 
 SPARE = "-spare-"  # the holder of a ready network no instance has yet (not a valid instance id)
+GOING = "-going-"  # the holder of a network being deleted
+MAKING = "-making-"  # the holder of a spare network being made
 _PREFIX = 30
 
 
@@ -81,12 +83,28 @@ class AddressPool:
                     return self.lease(slot)
         return None
 
+    def hand_over(self, slot: int, holder: str, to: str) -> bool:
+        """Give the slot to `to` if `holder` still holds it (another thread may have claimed
+        it since it was seen): whether it did."""
+        with self._locked():
+            if self.holders().get(slot) != holder:
+                return False
+            self._hold(slot, to)
+            return True
+
     def release(self, slot: int) -> None:
         (self.leases / str(slot)).unlink(missing_ok=True)
 
     def holders(self) -> dict[int, str]:
         """Every held slot and its holder."""
-        return {int(p.name): p.read_text() for p in self.leases.iterdir() if p.name.isdigit()}
+        found = {}
+        for p in self.leases.iterdir():
+            if p.name.isdigit():
+                try:
+                    found[int(p.name)] = p.read_text()
+                except FileNotFoundError:  # released meanwhile
+                    continue
+        return found
 
     def _hold(self, slot: int, holder: str) -> None:
         tmp = self.leases / f"{slot}.tmp"

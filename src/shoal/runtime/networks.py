@@ -11,7 +11,7 @@ handed from one instance to the next: each destroy deletes its own.
 from __future__ import annotations
 
 from shoal.runtime import egress, netns
-from shoal.runtime.addresses import SPARE, AddressPool, Lease
+from shoal.runtime.addresses import GOING, MAKING, SPARE, AddressPool, Lease
 
 
 class Networks:
@@ -32,10 +32,13 @@ class Networks:
         self.pool.release(slot)
 
     def keep_spares(self) -> None:
-        """Make or delete spares until there are as many as wanted."""
+        """Make or delete spares until there are as many as wanted. Starts and destroys run
+        at once, in threads: a spare seen here may be claimed before it is deleted, so it
+        is deleted only if it still is one."""
         ready = [slot for slot, holder in self.pool.holders().items() if holder == SPARE]
         for slot in ready[self.spares :]:
-            self.release(slot)
+            if self.pool.hand_over(slot, SPARE, GOING):
+                self.release(slot)
         for _ in range(self.spares - len(ready)):
             self._create(SPARE)
 
@@ -46,7 +49,7 @@ class Networks:
         holders = self.pool.holders()
         for slot, holder in holders.items():
             lost = holder == SPARE and not netns.network_for(self.pool.lease(slot)).path.exists()
-            if lost or holder not in live | {SPARE}:
+            if lost or holder not in live | {SPARE}:  # (GOING, MAKING too: cut short)
                 self.release(slot)
         for address in netns.named_addresses():
             unheld = self.pool.slot_of(address)
@@ -54,7 +57,9 @@ class Networks:
                 _delete(netns.network_for(self.pool.lease(unheld)))
 
     def _create(self, holder: str) -> Lease:
-        lease = self.pool.allocate(holder)
+        """A new network for `holder`. A spare is held by MAKING until it is complete: a
+        start must not claim it, nor a trim delete it, half made."""
+        lease = self.pool.allocate(MAKING if holder == SPARE else holder)
         try:
             net = netns.network_for(lease)
             netns.create(net, lease)
@@ -62,6 +67,8 @@ class Networks:
         except BaseException:
             self.release(lease.slot)
             raise
+        if holder == SPARE:
+            self.pool.hand_over(lease.slot, MAKING, SPARE)
         return lease
 
 
