@@ -545,6 +545,20 @@ def agent(
     ),
     address_pool: str = typer.Option("100.72.0.0/16", help="Private addresses for instances."),
     name: str = typer.Option("", help="Node name (default: HOSTNAME-REGION)."),
+    cpus: float = typer.Option(
+        0.0,
+        min=0.0,
+        envvar="SHOAL_NODE_CPUS",
+        help="vCPUs the node offers to instances (default: the machine's CPUs). More than "
+        "the machine has overcommits: each instance still gets at most its type's share.",
+    ),
+    memory_mb: int = typer.Option(
+        0,
+        min=0,
+        envvar="SHOAL_NODE_MEMORY_MB",
+        help="Memory the node offers to instances (default: the machine's). More "
+        "overcommits: each instance is still limited to its type's memory.",
+    ),
 ) -> None:
     """Run a node agent in the foreground (`shoal up` starts one per region by itself)."""
     import socket
@@ -571,8 +585,8 @@ def agent(
     hello = NodeHello(
         name=name or f"{socket.gethostname()}-{region}",
         region=region,
-        cpus=float(os.cpu_count() or 1),
-        memory_mb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20,
+        cpus=cpus or float(os.cpu_count() or 1),
+        memory_mb=memory_mb or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20,
         waker=str(waker),
     )
     client = NodeClient(api, token_file.read_text().strip())
