@@ -12,11 +12,14 @@ def test_quickly_at_start_then_every_second_then_at_the_interval():
     assert next_probe_at(POLICY, p) == 100.0
     gaps = []
     t = 100.0
-    for _ in range(8):
+    for _ in range(30):
         p = record(POLICY, p, False, "connection refused", t)
-        gaps.append(round(next_probe_at(POLICY, p) - t, 3))
+        gaps.append(round(next_probe_at(POLICY, p) - t, 4))
         t = next_probe_at(POLICY, p)
-    assert gaps == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    assert gaps[:4] == [0.01, 0.0125, 0.0156, 0.0195]
+    assert gaps == [round(min(1.0, 0.01 * 1.25**n), 4) for n in range(30)]
+    assert gaps[-5:] == [1.0] * 5
+    assert sum(gaps[:10]) < 0.35  # ten checks in the first third of a second
     p = record(POLICY, p, True, "", t)
     assert next_probe_at(POLICY, p) == t + 30
 
@@ -32,6 +35,19 @@ def test_failures_in_the_grace_period_do_not_count():
     assert p.failures == 3
     assert verdict(POLICY, [p]) == Verdict.FAILED
     assert p.last_error == "connection refused"
+
+
+def test_quick_start_up_checks_count_one_failure_a_second():
+    quick = Policy(grace_period=0, interval=30, timeout=5, restart_limit=3)
+    p = Probe(started_at=0.0)
+    for n in range(100):  # a hundred failed checks in the first second
+        p = record(quick, p, False, "connection refused", n / 100)
+    assert p.failures == 1 and verdict(quick, [p]) == Verdict.STARTING
+    p = record(quick, p, False, "connection refused", 1.0)
+    p = record(quick, p, False, "connection refused", 1.5)
+    assert p.failures == 2
+    p = record(quick, p, False, "connection refused", 2.0)
+    assert p.failures == 3 and verdict(quick, [p]) == Verdict.FAILED
 
 
 def test_healthy_then_unhealthy_then_restart():

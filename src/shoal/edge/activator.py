@@ -17,6 +17,7 @@ already taken the route's prefix off the path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 ROUTE_HEADER = "X-Shoal-Route"
 HOLD_S = 30.0
 MAX_HELD = 1000
-POLL_S = 0.01
 THAWED_S = 10.0  # how long a thawed instance takes a route's requests before the table has it
 # Not forwarded: they are about one connection, not the request.
 HOP_BY_HOP = frozenset(
@@ -67,6 +67,7 @@ class Activator:
         self._thawed: dict[str, tuple[EdgeServer, float]] = {}  # backend -> (server, until)
         self._untold: set[str] = set()  # services thawed the control plane is not told of yet
         self._held: dict[str, int] = {}
+        self._applied = asyncio.Event()  # set (and replaced) at each table the edge applies
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
         self._agents: dict[str, httpx.AsyncClient] = {}  # waker socket -> its client
 
@@ -136,11 +137,17 @@ class Activator:
         if not await self._waking(service_id):
             return None
         deadline = time.monotonic() + HOLD_S
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             if servers := self._servers(backend):
                 return random.choice(servers)  # (the woken instances share the held requests)
-            await asyncio.sleep(POLL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._applied.wait(), left)
         return None
+
+    def table_applied(self) -> None:
+        """The edge applied a new route table: the held requests look for their servers."""
+        self._applied.set()
+        self._applied = asyncio.Event()
 
     def _waking(self, service_id: str) -> asyncio.Task[bool]:
         """The control plane's wake of the service: one at a time, however many wait."""

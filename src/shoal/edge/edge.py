@@ -257,6 +257,7 @@ class Edge:
         self._frozen = {
             r.backend(region): r.frozen_near(region) for r in table.routes for region in r.pools()
         }
+        self._activator.table_applied()
         tcp = [
             (
                 t.backend,
