@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shoal.edge.activator import ROUTE_HEADER
-from shoal.edge.request_log import LOG_FORMAT, LOG_SAMPLE
+from shoal.edge.request_log import LOG_ALL_RATE, LOG_FORMAT, LOG_SAMPLE
 
 # Under the open-files limit of a default shell (HAProxy refuses more than it can open).
 MAXCONN = 4000
@@ -171,9 +171,10 @@ def render_edge(
 ) -> str:
     """The edge's whole configuration: the frontend on HOST:PORT, and each backend with its
     servers (`server_line`s), and a TCP listener for each of `tcp` ((name, address, port,
-    server lines); on HOST when the address is ""). One request in LOG_SAMPLE is logged to the Unix
-    datagram socket `request_log`, in request_log.LOG_FORMAT. Each backend's backup server
-    is the activator, on the Unix socket `activator`: it takes what no instance can."""
+    server lines); on HOST when the address is ""). Requests are logged to the Unix datagram
+    socket `request_log`, in request_log.LOG_FORMAT (sampled above LOG_ALL_RATE a second).
+    Each backend's backup server is the activator, on the Unix socket `activator`: it takes
+    what no instance can."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
     by_source = f"src,map_ip({client.sources_map},{client.default})"
     pools = "".join(
@@ -191,7 +192,7 @@ global
     maxconn {MAXCONN}
     stats socket {stats_socket} mode 600 level admin expose-fd listeners
     hard-stop-after 5m
-    log unix@{request_log} len 512 format raw sample 1:{LOG_SAMPLE} local0
+    log unix@{request_log} len 512 format raw local0
 {identity}
 defaults
     mode http
@@ -217,6 +218,11 @@ frontend edge
     unique-id-format %[uuid()]
     http-request set-header X-Request-Id %[unique-id]
     http-request disable-l7-retry unless {{ method GET HEAD OPTIONS PUT DELETE }}
+    # Response times come from logged requests: all of them up to LOG_ALL_RATE a second,
+    # one in LOG_SAMPLE beyond (the others' log lines are never even made).
+    acl busy fe_req_rate gt {LOG_ALL_RATE}
+    acl sampled rand({LOG_SAMPLE}) -m int 0
+    http-request set-log-level silent if busy !sampled
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     http-request set-header X-Forwarded-Proto http
     acl region_asked req.hdr({client.header}),lower -m str {" ".join(client.regions)}
