@@ -134,9 +134,14 @@ class Shoal:
 
 
 def start_shoal(
-    data_dir: Path, database_url: str | None = None, *extra: str, agents: bool = False
+    data_dir: Path,
+    database_url: str | None = None,
+    *extra: str,
+    agents: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Shoal:
-    """`shoal up` in a subprocess; the control plane alone unless `agents` (needs root)."""
+    """`shoal up` in a subprocess; the control plane alone unless `agents` (needs root);
+    `env`: variables set for it besides this process's."""
     port, edge_port = free_port(), free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"{data_dir.name}-shoal.log"
@@ -159,7 +164,9 @@ def start_shoal(
     if database_url:
         cmd += ["--database-url", database_url]
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

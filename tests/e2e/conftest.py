@@ -18,12 +18,14 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shoal]:
     yield from running_platform(tmp_path_factory.mktemp("e2e") / "data")
 
 
-def running_platform(data_dir: Path, *extra: str) -> Iterator[Shoal]:
+def running_platform(
+    data_dir: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[Shoal]:
     """`shoal up` with its node agent, for a module's tests; at the end its apps are deleted
     (and their instances with them) before it stops."""
     if os.geteuid() != 0:
         pytest.skip("instances need root: namespaces, cgroups and veth pairs")
-    s = start_shoal(data_dir, None, *extra, agents=True)
+    s = start_shoal(data_dir, None, *extra, agents=True, env=env)
     yield s
     # Instances outlive `shoal up` (they are adopted at its next start): delete them first.
     with s.client() as api:

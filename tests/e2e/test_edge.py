@@ -83,7 +83,10 @@ def edge_haproxy_pid(shoal: Shoal) -> int:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("edge") / "data"
-    yield from running_platform(data, "--regions", "fra,was", "--local-git")
+    # Each node offers 4 vCPUs (16 nano instances) on this 2-CPU machine: the module runs
+    # more instances than the machine's CPUs would hold, each within its own limits.
+    capacity = {"SHOAL_NODE_CPUS": "4"}
+    yield from running_platform(data, "--regions", "fra,was", "--local-git", env=capacity)
 
 
 @pytest.fixture(scope="module")
@@ -377,19 +380,20 @@ def caller_image(builder: ImageBuilder, reg: Registry, root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def mesh(platform: Shoal, shop, registry, image_builder, tmp_path_factory):
-    """`db`, a private service of the shop; `caller`, a public one of the shop; and `spy`, an
-    app of another organization with the same caller. All in Washington: Frankfurt's node is
-    full (8 nano instances on its 2 CPUs) with the module's other services."""
+    """`db`, a private service of the shop, and `caller`, a public one of the shop, both in
+    Frankfurt and Washington; and `spy`, an app of another organization with the same
+    caller."""
     root = tmp_path_factory.mktemp("mesh")
     echo, caller = (
         echo_image(image_builder, registry, root),
         caller_image(image_builder, registry, root),
     )
-    db = service(shop["app_id"], "db", echo, "/", 1, ("was",))
+    both = ("fra", "was")
+    db = service(shop["app_id"], "db", echo, "/", 1, both)
     db["definition"]["routes"] = []  # private
     made = []
     api = platform.client()
-    for body in (db, service(shop["app_id"], "caller", caller, "/caller", 1, ("was",))):
+    for body in (db, service(shop["app_id"], "caller", caller, "/caller", 1, both)):
         r = api.post("/v1/services", json=body)
         assert r.status_code == 200, r.text
         made.append((api, r.json()["service"]["id"]))
@@ -411,8 +415,10 @@ def mesh(platform: Shoal, shop, registry, image_builder, tmp_path_factory):
 
 
 def test_an_organizations_instances_reach_its_private_services_by_name(platform, shop, mesh):
-    def call(host: str, path: str, target: str) -> str:
-        return get(platform, host, f"{path}/cgi-bin/call?{target}/cgi-bin/echo").text
+    def call(host: str, path: str, target: str, region: str = "was") -> str:
+        """What `target` answered the caller of `region` (the edge's client region)."""
+        url = f"{path}/cgi-bin/call?{target}/cgi-bin/echo"
+        return get(platform, host, url, **{"X-Shoal-Region": region}).text
 
     answer = until(
         "db by name from the shop's caller",
@@ -421,9 +427,10 @@ def test_an_organizations_instances_reach_its_private_services_by_name(platform,
         ),
     )
     assert "REQUEST_URI=/cgi-bin/echo" in answer
-    # The same region's instances, through the .internal name.
-    internal = seen(call(shop["domain"], "/caller", "db.shop.internal:8000"))
-    assert (internal.get("KOYEB_SERVICE_NAME"), internal.get("KOYEB_REGION")) == ("db", "was")
+    # The same region's instances, through the .internal name, from each region.
+    for region in ("fra", "was"):
+        internal = seen(call(shop["domain"], "/caller", "db.shop.internal:8000", region))
+        assert (internal.get("KOYEB_SERVICE_NAME"), internal.get("KOYEB_REGION")) == ("db", region)
     hosts = get(platform, shop["domain"], "/caller/cgi-bin/hosts").text
     [address] = [line.split()[0] for line in hosts.splitlines() if line.endswith(" db")]
 
