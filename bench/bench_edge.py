@@ -153,22 +153,8 @@ http {{
 
 
 def plain_haproxy(binary: str, tmp: Path, port: int, backend: int) -> subprocess.Popen[bytes]:
-    conf = tmp / "haproxy.cfg"
-    conf.write_text(f"""
-global
-    maxconn 4000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-frontend web
-    bind 127.0.0.1:{port}
-    default_backend app
-backend app
-    server s1 127.0.0.1:{backend}
-""")
-    return subprocess.Popen([binary, "-db", "-f", str(conf)], stderr=subprocess.DEVNULL)
+    return _haproxy(binary, tmp / "haproxy.cfg", port, "    default_backend app\n",
+                    f"backend app\n    server s1 127.0.0.1:{backend}\n")  # fmt: skip
 
 
 def plain_haproxy_big(
@@ -185,7 +171,13 @@ def plain_haproxy_big(
     hosts = "".join(
         f"    use_backend app{n} if {{ req.hdr(host) -i {_host(n)} }}\n" for n in range(services)
     )
-    conf = tmp / "haproxy-big.cfg"
+    return _haproxy(binary, tmp / "haproxy-big.cfg", port, hosts, "".join(sections))
+
+
+def _haproxy(
+    binary: str, conf: Path, port: int, frontend: str, backends: str
+) -> subprocess.Popen[bytes]:
+    """HAProxy's defaults but for the timeouts, one frontend on `port`."""
     conf.write_text(f"""
 global
     maxconn 4000
@@ -196,8 +188,8 @@ defaults
     timeout server 60s
 frontend web
     bind 127.0.0.1:{port}
-{hosts}
-{"".join(sections)}""")
+{frontend}
+{backends}""")
     return subprocess.Popen([binary, "-db", "-f", str(conf)], stderr=subprocess.DEVNULL)
 
 

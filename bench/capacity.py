@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 from tests.conftest import Shoal, start_shoal
+from tests.e2e.test_service_lifecycle import definition
 
 PER_APP = 16  # the seed's limit of services per app
 PER_SERVICE = 10  # instances of each running service
@@ -126,16 +127,8 @@ def _available_kib() -> int:
 
 
 def _definition(image: str, name: str, scaling: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "type": "WEB",
-        "docker": {"image": image},
-        "ports": [{"port": 8000, "protocol": "http"}],
-        "routes": [{"path": "/", "port": 8000}],
-        "regions": ["fra"],
-        "instance_types": [{"type": "nano"}],
-        "scalings": [scaling],
-    }
+    """A nano web service of `image` in Frankfurt (httpd on 8000, checked at /index.html)."""
+    return {**definition(image), "name": name, "scalings": [scaling]}
 
 
 def _count(api: httpx.Client, path: str, statuses: list[str]) -> int:

@@ -49,96 +49,88 @@ def burst(edge: str, host: str, n: int = 50) -> list[tuple[int, str]]:
     return answers
 
 
+class Napper:
+    """A `min: 0` web service (busybox httpd answering "awake") with the sleep delays given."""
+
+    def __init__(self, shoal: Shoal, image: str, name: str, delays: dict[str, int]) -> None:
+        self.shoal, self.api = shoal, shoal.client()
+        app_id = self.api.post("/v1/apps", json={"name": name}).json()["app"]["id"]
+        definition = {
+            **service(app_id, "web", image, "/", 1)["definition"],
+            "scalings": [{"min": 0, "max": 1, "targets": [{"sleep_idle_delay": delays}]}],
+        }
+        r = self.api.post("/v1/services", json={"app_id": app_id, "definition": definition})
+        assert r.status_code == 200, r.text
+        self.id = r.json()["service"]["id"]
+        self.host = self.api.get(f"/v1/apps/{app_id}").json()["app"]["domains"][0]["name"]
+        self.dep = f"/v1/deployments/{r.json()['service']['latest_deployment_id']}"
+
+    def status(self) -> str:
+        return str(self.api.get(self.dep).json()["deployment"]["status"])
+
+    def instances(self) -> list[dict]:
+        """Its instances not STOPPED or ERROR."""
+        got = self.api.get("/v1/instances", params={"service_id": self.id, "limit": 100}).json()
+        return [i for i in got["instances"] if i["status"] not in ("STOPPED", "ERROR")]
+
+    def answer(self) -> str:
+        try:
+            return httpx.get(self.shoal.edge + "/", headers={"Host": self.host}, timeout=10).text
+        except httpx.TransportError:  # the edge starting
+            return ""
+
+    def events(self) -> list[dict]:
+        got = self.api.get("/v1/service_events", params={"service_id": self.id, "limit": 100})
+        return list(got.json()["events"])
+
+
 def test_an_idle_service_sleeps_and_a_burst_wakes_it_once(
     platform: Shoal, registry: Registry, image_builder: ImageBuilder, tmp_path: Path
 ):
     image = push_web_image(image_builder, registry, tmp_path, "nap", "awake\n")
-    api = platform.client()
-    app_id = api.post("/v1/apps", json={"name": "nap"}).json()["app"]["id"]
-    definition = {
-        **service(app_id, "web", image, "/", 1)["definition"],
-        "scalings": [
-            {"min": 0, "max": 1, "targets": [{"sleep_idle_delay": {"deep_sleep_value": 3}}]}
-        ],
-    }
-    r = api.post("/v1/services", json={"app_id": app_id, "definition": definition})
-    assert r.status_code == 200, r.text
-    svc = r.json()["service"]
-    host = api.get(f"/v1/apps/{app_id}").json()["app"]["domains"][0]["name"]
-    dep = f"/v1/deployments/{svc['latest_deployment_id']}"
+    nap = Napper(platform, image, "nap", {"deep_sleep_value": 3})
 
     def live() -> int:
-        got = api.get("/v1/instances", params={"service_id": svc["id"], "limit": 100}).json()
-        return sum(1 for i in got["instances"] if i["status"] in LIVE)
+        return sum(1 for i in nap.instances() if i["status"] in LIVE)
 
     # It serves, then sleeps once idle: its deployment SLEEPING, no instance left.
-    def answer() -> str:
-        try:
-            return httpx.get(f"{platform.edge}/", headers={"Host": host}, timeout=10).text
-        except httpx.TransportError:  # the edge starting
-            return ""
-
-    until("an answer through the edge", lambda: answer() == "awake\n")
-    until("SLEEPING", lambda: api.get(dep).json()["deployment"]["status"] == "SLEEPING")
+    until("an answer through the edge", lambda: nap.answer() == "awake\n")
+    until("SLEEPING", lambda: nap.status() == "SLEEPING")
     until("no instance running", lambda: live() == 0)
 
     # 50 requests at once: all answered, by one woken instance.
-    answers = burst(platform.edge, host)
+    answers = burst(platform.edge, nap.host)
     assert answers == [(200, "awake\n")] * 50, {a: answers.count(a) for a in set(answers)}
-    events = api.get("/v1/service_events", params={"service_id": svc["id"], "limit": 100}).json()[
-        "events"
-    ]
+    events = nap.events()
     woken = [e for e in events if e["type"] == "wake"]
     slept = [e for e in events if e["type"] == "autoscale" and "deep sleep" in e["message"]]
     assert len(woken) == 1 and len(slept) == 1, [e["message"] for e in events]
     assert live() == 1
-    until("HEALTHY again", lambda: api.get(dep).json()["deployment"]["status"] == "HEALTHY")
+    until("HEALTHY again", lambda: nap.status() == "HEALTHY")
 
 
 def test_light_sleep_freezes_the_instance_and_a_request_thaws_the_same_one(
     platform: Shoal, registry: Registry, image_builder: ImageBuilder, tmp_path: Path
 ):
     image = push_web_image(image_builder, registry, tmp_path, "doze", "awake\n")
-    api = platform.client()
-    app_id = api.post("/v1/apps", json={"name": "doze"}).json()["app"]["id"]
-    delays = {"light_sleep_value": 3, "deep_sleep_value": 25}
-    definition = {
-        **service(app_id, "web", image, "/", 1)["definition"],
-        "scalings": [{"min": 0, "max": 1, "targets": [{"sleep_idle_delay": delays}]}],
-    }
-    r = api.post("/v1/services", json={"app_id": app_id, "definition": definition})
-    assert r.status_code == 200, r.text
-    svc = r.json()["service"]
-    host = api.get(f"/v1/apps/{app_id}").json()["app"]["domains"][0]["name"]
-    dep = f"/v1/deployments/{svc['latest_deployment_id']}"
-
-    def instances() -> list[dict]:
-        got = api.get("/v1/instances", params={"service_id": svc["id"], "limit": 100}).json()
-        return [i for i in got["instances"] if i["status"] not in ("STOPPED", "ERROR")]
-
-    def answer() -> str:
-        try:
-            return httpx.get(f"{platform.edge}/", headers={"Host": host}, timeout=10).text
-        except httpx.TransportError:  # the edge starting
-            return ""
-
-    until("an answer through the edge", lambda: answer() == "awake\n")
+    doze = Napper(platform, image, "doze", {"light_sleep_value": 3, "deep_sleep_value": 25})
+    api, instances = doze.api, doze.instances
+    until("an answer through the edge", lambda: doze.answer() == "awake\n")
     [first] = instances()
     cgroup = detect().cgroup("shoal-fra", first["id"])
-    until("SLEEPING", lambda: api.get(dep).json()["deployment"]["status"] == "SLEEPING")
+    until("SLEEPING", lambda: doze.status() == "SLEEPING")
     until("frozen", cgroup.is_frozen)
     [asleep] = instances()
     assert (asleep["id"], asleep["status"]) == (first["id"], "SLEEPING")  # kept, not stopped
     time.sleep(3)  # asleep a while: those seconds are not metered
 
-    answers = burst(platform.edge, host)
+    answers = burst(platform.edge, doze.host)
     assert answers == [(200, "awake\n")] * 50, {a: answers.count(a) for a in set(answers)}
     assert not cgroup.is_frozen()
-    until("HEALTHY again", lambda: api.get(dep).json()["deployment"]["status"] == "HEALTHY")
+    until("HEALTHY again", lambda: doze.status() == "HEALTHY")
     [woken] = instances()
     assert woken["id"] == first["id"]  # thawed, not replaced
-    events = api.get("/v1/service_events", params={"service_id": svc["id"], "limit": 100})
-    messages = [(e["type"], e["message"]) for e in events.json()["events"]]
+    messages = [(e["type"], e["message"]) for e in doze.events()]
     assert sum(1 for kind, _ in messages if kind == "wake") == 1, messages
     assert sum(1 for _, m in messages if m.endswith("light sleep")) == 1, messages
 
@@ -151,4 +143,4 @@ def test_light_sleep_freezes_the_instance_and_a_request_thaws_the_same_one(
     # Idle again: light sleep, then deep at 25 s: the instance stops.
     until("asleep again", lambda: [i["status"] for i in instances()] == ["SLEEPING"])
     until("deep asleep: stopped", lambda: instances() == [])
-    assert api.get(dep).json()["deployment"]["status"] == "SLEEPING"
+    assert doze.status() == "SLEEPING"

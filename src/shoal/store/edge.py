@@ -50,15 +50,16 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         )
         .order_by(Service.created_at, Service.id)
     ).all()
+    located = (
+        Instance.id,
+        Instance.service_id,
+        Instance.deployment_id,
+        Instance.address,
+        Instance.region,
+    )
     serving: dict[str, list[Any]] = defaultdict(list)
     for row in s.execute(
-        select(
-            Instance.id,
-            Instance.service_id,
-            Instance.deployment_id,
-            Instance.address,
-            Instance.region,
-        ).where(
+        select(*located).where(
             Instance.status == InstanceStatus.HEALTHY.value,
             Instance.desired == Desired.RUN.value,
             Instance.address.is_not(None),
@@ -67,14 +68,7 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         serving[row.service_id].append(row)
     frozen: dict[str, list[Any]] = defaultdict(list)
     for sleeper in s.execute(
-        select(
-            Instance.id,
-            Instance.service_id,
-            Instance.deployment_id,
-            Instance.address,
-            Instance.region,
-            Node.waker,
-        )
+        select(*located, Node.waker)
         .join(Node, Node.id == Instance.node_id)
         .where(
             Instance.status == InstanceStatus.SLEEPING.value,
