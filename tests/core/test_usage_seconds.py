@@ -52,6 +52,9 @@ def test_light_sleep_is_not_counted():
     assert slept.seconds(*window, now) == 2 * 3600
     # A window cutting a sleep counts only the sleep inside it.
     assert slept.seconds(T0 + timedelta(minutes=30), T0 + timedelta(hours=1), now) == 20 * 60
+    # Two records of the same sleep (two reports of it at once) take it off once.
+    twice = Lifetime(**{**slept.__dict__, "asleep": (*slept.asleep, slept.asleep[0])})
+    assert twice.seconds(*window, now) == 2 * 3600
 
 
 def test_months_split_a_window():

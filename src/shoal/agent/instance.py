@@ -125,6 +125,8 @@ class InstanceTask:
         async with self._freezer:
             if self.asleep or not self.running or self.stop_requested.is_set():
                 return
+            if self.status != InstanceStatus.HEALTHY:
+                return  # not before it is healthy: its start-up checks would run out frozen
             self.asleep = True
             self._say(InstanceStatus.SLEEPING, "Instance is sleeping")
         await asyncio.sleep(SLEEP_DRAIN_S)
@@ -133,8 +135,10 @@ class InstanceTask:
                 return  # woken, or stopping, meanwhile
             try:
                 await asyncio.to_thread(self.driver.freeze, self.a.instance_id)
-            except (SandboxError, OSError) as e:  # it sleeps unfrozen: still free of requests
+            except (SandboxError, OSError, TimeoutError) as e:
                 log.warning("instance %s could not be frozen: %s", self.a.instance_id, e)
+                self.asleep = False  # it runs: it says so (and is metered)
+                self._say(self.status, f"Instance could not sleep: {e}")
                 return
             self.frozen = True
 
@@ -234,7 +238,8 @@ class InstanceTask:
         policy = _policy(checks)
         started = state.started_at or time.time()
         # An adopted instance that was healthy stays so unless its checks now fail.
-        was_healthy = self.adopted is not None and a.status == InstanceStatus.HEALTHY
+        serving = (InstanceStatus.HEALTHY, InstanceStatus.SLEEPING)  # (asleep once healthy)
+        was_healthy = self.adopted is not None and a.status in serving
         probes = [
             health.Probe(started_at=started, ever_passed=was_healthy, passing=was_healthy)
             for _ in checks

@@ -40,9 +40,12 @@ class Lifetime:
         stop = min(self.terminated_at or now, end)
         begin = max(self.started_at, start)
         awake = (stop - begin).total_seconds()
-        for slept_from, slept_to in self.asleep:
-            overlap = min(slept_to or now, stop) - max(slept_from, begin)
-            awake -= max(0.0, overlap.total_seconds())
+        counted = begin  # sleeps are merged: time asleep twice over is taken off once
+        for slept_from, slept_to in sorted(self.asleep):
+            start, end = max(slept_from, counted), min(slept_to or now, stop)
+            if end > start:
+                awake -= (end - start).total_seconds()
+                counted = end
         return max(0, math.floor(awake))
 
 

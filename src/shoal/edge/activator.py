@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -163,7 +165,7 @@ class Activator:
         none could. The control plane is told once the first request has its answer (it
         wakes the rest): the work that sets off would slow that answer down."""
         for server in frozen:
-            if not server.waker or not Path(server.waker).exists():
+            if not is_agent_socket(server.waker):
                 continue
             agent = self._agents.get(server.waker)
             if agent is None:
@@ -172,7 +174,7 @@ class Activator:
                 self._agents[server.waker] = agent
             try:
                 r = await agent.post(f"http://agent/v1/thaw/{server.id}")
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, OSError) as e:
                 log.info("thawing %s: %s", server.id, e)
                 continue
             if r.status_code == 200:
@@ -209,6 +211,22 @@ class Activator:
 
     def _refuse(self) -> Response:
         return PlainTextResponse(self._unavailable, status_code=503)
+
+
+def is_agent_socket(path: str) -> bool:
+    """Whether `path` is a node agent's thaw socket on this machine, as `shoal agent` makes
+    it (agent/waker.py): a socket named waker.sock in a shoal-agent-* directory, owned by
+    this process's user. A node says where its socket is: nothing else is connected to."""
+    if not path:
+        return False
+    where = Path(path)
+    if where.name != "waker.sock" or not where.parent.name.startswith("shoal-agent-"):
+        return False
+    try:
+        found = where.lstat()
+    except OSError:  # not there, or not ours to look at: another machine's, say
+        return False
+    return stat.S_ISSOCK(found.st_mode) and found.st_uid == os.geteuid()
 
 
 async def _chunks(answer: httpx.Response) -> AsyncIterator[bytes]:

@@ -35,11 +35,13 @@ class Networks:
         """Make or delete spares until there are as many as wanted. Starts and destroys run
         at once, in threads: a spare seen here may be claimed before it is deleted, so it
         is deleted only if it still is one."""
-        ready = [slot for slot, holder in self.pool.holders().items() if holder == SPARE]
+        holders = self.pool.holders()
+        ready = [slot for slot, holder in holders.items() if holder == SPARE]
+        making = sum(1 for holder in holders.values() if holder == MAKING)
         for slot in ready[self.spares :]:
             if self.pool.hand_over(slot, SPARE, GOING):
                 self.release(slot)
-        for _ in range(self.spares - len(ready)):
+        for _ in range(self.spares - len(ready) - making):
             self._create(SPARE)
 
     def collect(self, live: set[str]) -> None:

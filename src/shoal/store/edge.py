@@ -143,6 +143,7 @@ def wake(s: Session, service_id: str) -> bool:
                     Instance.service_id == service_id,
                     Instance.region == row.region,
                     Instance.desired == Desired.SLEEP.value,
+                    Instance.status == InstanceStatus.SLEEPING.value,
                 )
             )
         row.replicas, row.changed_at, row.panic_at = max(1, frozen or 0), now, None

@@ -50,8 +50,12 @@ def slept(s: Session, instance_id: str, at: datetime) -> None:
 
 
 def woke(s: Session, instance_id: str, at: datetime) -> None:
-    row = _asleep(s, instance_id)
-    if row is not None:
+    """Close its open sleep (every one: two reports of it made at once may both have opened
+    one; usage counts overlapping sleeps once)."""
+    open_rows = select(InstanceSleep).where(
+        InstanceSleep.instance_id == instance_id, InstanceSleep.ended_at.is_(None)
+    )
+    for row in s.scalars(open_rows):
         row.ended_at = max(at, row.started_at)
 
 
