@@ -1,6 +1,6 @@
 """Edge benchmark: shoal's edge beside direct access, plain HAProxy and nginx, on one backend.
 
-Run: `.venv/bin/python bench/bench_edge.py` (or `make bench`). About 2 minutes, all traffic on
+Run: `.venv/bin/python bench/bench_edge.py` (or `make bench`). About 4 minutes, all traffic on
 127.0.0.0/8. It starts its own servers in a temporary directory and stops them at the end; it
 never asserts: it prints.
 
@@ -60,7 +60,7 @@ from bench.common import Machine
 
 from shoal.core.edge import EdgeRoute, EdgeServer, EdgeTable
 
-ROUNDS = 3
+ROUNDS = 5
 SECONDS = 6
 WARMUP_S = 1
 THREADS, CONNECTIONS = 2, 64
