@@ -35,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
+from shoal.client.waker import thaw
 from shoal.core.edge import EdgeServer
 from shoal.serving import Server
 
@@ -71,7 +72,6 @@ class Activator:
         self._held: dict[str, int] = {}
         self._applied = asyncio.Event()  # set (and replaced) at each table the edge applies
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
-        self._agents: dict[str, httpx.AsyncClient] = {}  # waker socket -> its client
 
     async def serve(self) -> None:
         config = uvicorn.Config(
@@ -87,8 +87,6 @@ class Activator:
             await Server(config).serve()
         finally:
             await self._http.aclose()
-            for agent in self._agents.values():
-                await agent.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,17 +165,12 @@ class Activator:
         for server in frozen:
             if not is_agent_socket(server.waker):
                 continue
-            agent = self._agents.get(server.waker)
-            if agent is None:
-                transport = httpx.AsyncHTTPTransport(uds=server.waker)
-                agent = httpx.AsyncClient(transport=transport, timeout=5.0)
-                self._agents[server.waker] = agent
             try:
-                r = await agent.post(f"http://agent/v1/thaw/{server.id}")
-            except (httpx.HTTPError, OSError) as e:
+                awake = await thaw(server.waker, server.id)
+            except (OSError, TimeoutError) as e:
                 log.info("thawing %s: %s", server.id, e)
                 continue
-            if r.status_code == 200:
+            if awake:
                 self._thawed[backend] = (server, time.monotonic() + THAWED_S)
                 self._untold.add(service_id)
                 return server

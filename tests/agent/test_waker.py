@@ -1,0 +1,42 @@
+"""The agent's thaw socket and the edge's client of it, over a real Unix socket. The instance
+tasks are stand-ins that only say whether they woke (tests/e2e/test_sleep.py thaws real
+frozen instances through the same path)."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+from typing import Any
+
+from shoal.agent.waker import Waker
+from shoal.client.waker import thaw
+
+
+class Task:
+    def __init__(self, wakes: bool) -> None:
+        self.wakes, self.asked = wakes, 0
+
+    async def wake(self, urgent: bool = True) -> bool:
+        assert not urgent  # the edge's thaw is reported with the next regular report
+        self.asked += 1
+        return self.wakes
+
+
+def test_thaw_answers_for_the_nodes_own_instances(tmp_path: Path):
+    sock = tmp_path / "shoal-agent-x" / "waker.sock"
+    sock.parent.mkdir()
+    tasks: dict[str, Any] = {"asleep": Task(True), "stopping": Task(False)}
+
+    async def scenario() -> list[bool]:
+        server = asyncio.create_task(Waker(sock, lambda: tasks).serve())
+        while not sock.exists():
+            await asyncio.sleep(0.01)
+        try:
+            return [await thaw(str(sock), i) for i in ("asleep", "stopping", "elsewhere")]
+        finally:
+            server.cancel()
+
+    assert asyncio.run(scenario()) == [True, False, False]
+    assert (tasks["asleep"].asked, tasks["stopping"].asked) == (1, 1)
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700  # the agent's user only
