@@ -5,9 +5,9 @@ serve them."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from shoal.core.definition import DeploymentDefinition
@@ -129,28 +129,44 @@ def wake(s: Session, service_id: str) -> bool:
     svc = s.get(Service, service_id)
     if svc is None or svc.intent != Intent.RUN.value:
         return False
-    rows = s.scalars(
-        select(ServiceScale).where(ServiceScale.service_id == service_id).with_for_update()
-    ).all()
     now = utcnow()
-    asleep = [row for row in rows if row.replicas == 0]
-    for row in asleep:
+    woken = []
+    for region, light in s.execute(
+        select(ServiceScale.region, ServiceScale.light).where(
+            ServiceScale.service_id == service_id, ServiceScale.replicas == 0
+        )
+    ).all():
         # A region in light sleep gets back all its frozen instances (a thaw is cheap).
-        frozen: int | None = 0
-        if row.light:
-            frozen = s.scalar(
-                select(func.count()).where(
-                    Instance.service_id == service_id,
-                    Instance.region == row.region,
-                    Instance.desired == Desired.SLEEP.value,
-                    Instance.status == InstanceStatus.SLEEPING.value,
+        frozen = 0
+        if light:
+            frozen = (
+                s.scalar(
+                    select(func.count()).where(
+                        Instance.service_id == service_id,
+                        Instance.region == region,
+                        Instance.desired == Desired.SLEEP.value,
+                        Instance.status == InstanceStatus.SLEEPING.value,
+                    )
                 )
+                or 0
             )
-        row.replicas, row.changed_at, row.panic_at = max(1, frozen or 0), now, None
-        row.light = False
-    if asleep:
-        regions = ", ".join(sorted(row.region for row in asleep))
-        message = f"Woken by a request in {regions}"
+        # Only if still asleep: the edge and the node's report may wake it at once.
+        done = s.execute(  # an UPDATE: a CursorResult, which has the rows' count
+            update(ServiceScale)
+            .where(
+                ServiceScale.service_id == service_id,
+                ServiceScale.region == region,
+                ServiceScale.replicas == 0,
+            )
+            .values(replicas=max(1, frozen), changed_at=now, panic_at=None, light=False)
+            .execution_options(synchronize_session=False)
+        )
+        if cast(CursorResult[Any], done).rowcount:
+            woken.append(region)
+    if woken:
+        message = f"Woken by a request in {', '.join(sorted(woken))}"
         events.record(s, svc.organization_id, "service", svc.id, "wake", message)
         return True
+    s.expire_all()
+    rows = s.scalars(select(ServiceScale).where(ServiceScale.service_id == service_id)).all()
     return any((now - row.changed_at).total_seconds() < WAKING_S for row in rows)

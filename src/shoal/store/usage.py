@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from shoal.core.usage import Lifetime
@@ -45,26 +45,21 @@ def ended(s: Session, inst: Instance) -> None:
 
 def slept(s: Session, instance_id: str, at: datetime) -> None:
     """The instance was frozen at `at` (light sleep): free from then until it wakes."""
-    if _asleep(s, instance_id) is None:
+    if s.scalars(_open_sleeps(instance_id)).first() is None:
         s.add(InstanceSleep(instance_id=instance_id, started_at=at, ended_at=None))
 
 
 def woke(s: Session, instance_id: str, at: datetime) -> None:
     """Close its open sleep (every one: two reports of it made at once may both have opened
     one; usage counts overlapping sleeps once)."""
-    open_rows = select(InstanceSleep).where(
-        InstanceSleep.instance_id == instance_id, InstanceSleep.ended_at.is_(None)
-    )
-    for row in s.scalars(open_rows):
+    for row in s.scalars(_open_sleeps(instance_id)):
         row.ended_at = max(at, row.started_at)
 
 
-def _asleep(s: Session, instance_id: str) -> InstanceSleep | None:
-    return s.scalars(
-        select(InstanceSleep).where(
-            InstanceSleep.instance_id == instance_id, InstanceSleep.ended_at.is_(None)
-        )
-    ).first()
+def _open_sleeps(instance_id: str) -> Select[InstanceSleep]:
+    return select(InstanceSleep).where(
+        InstanceSleep.instance_id == instance_id, InstanceSleep.ended_at.is_(None)
+    )
 
 
 def lifetimes(s: Session, org_id: str, start: datetime, end: datetime) -> list[Lifetime]:
