@@ -12,11 +12,12 @@ import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
-from tests.runtime.sandboxes import POOL, Sandboxes, wait_for, wait_http
+from tests.runtime.sandboxes import INDEX, POOL, PORT, Sandboxes, wait_for, wait_http
 
 from shoal.runtime.addresses import SPARE, AddressPool
-from shoal.runtime.driver import ExecRequest, Phase, SandboxError, SandboxUnavailable
+from shoal.runtime.driver import ExecRequest, Phase, Resources, SandboxError, SandboxUnavailable
 from shoal.runtime.netns import network_for
 from shoal.runtime.sandbox import SandboxDriver
 
@@ -91,6 +92,32 @@ def test_stop_terminates_then_kills_after_the_grace_period(sandbox: Sandboxes):
     state = sandbox.driver.stop(stubborn.instance_id, grace_seconds=0.3)
     assert (state.phase, state.exit_code) == (Phase.EXITED, -9)
     assert sandbox.driver.stop(stubborn.instance_id, grace_seconds=0.3) == state  # idempotent
+
+
+def test_a_stopped_sandbox_resumes_in_what_it_kept(sandbox: Sandboxes):
+    """Deep sleep: the processes stop, the address, scratch and cgroup stay; a resume runs
+    the command again there, under the limits it is given, which can change in place."""
+    spec = sandbox.httpd(vcpu=1.0)
+    box = sandbox.driver.start(spec)
+    wait_http(box.address)
+    sandbox.run(box.instance_id, "echo kept > /tmp/note")
+    with pytest.raises(SandboxError, match="is running"):
+        sandbox.driver.resume(spec)
+    assert sandbox.driver.stop(box.instance_id, grace_seconds=5).phase is Phase.EXITED
+    record = sandbox.state_dir / "instances" / box.instance_id / "instance.json"
+    quota = Path(json.loads(record.read_text())["cgroup_dirs"]["cpu"], "cpu.cfs_quota_us")
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://{box.address}:{PORT}/", timeout=1.0)
+
+    again = sandbox.driver.resume(spec)
+    assert again.phase is Phase.RUNNING and again.address == box.address
+    assert again.pid != box.pid and again.exit_code is None
+    assert wait_http(box.address).text == INDEX
+    assert sandbox.run(box.instance_id, "cat /tmp/note") == (0, "kept\n")
+    assert quota.read_text().strip() == "100000"
+    sandbox.driver.limit(box.instance_id, Resources(0.25, 64, 16, 64))
+    assert quota.read_text().strip() == "25000"
+    assert sandbox.driver.stop(box.instance_id, grace_seconds=5).exit_code == -15
 
 
 def test_destroy_leaves_nothing_behind(sandbox: Sandboxes):

@@ -120,6 +120,10 @@ class Cgroup:
     def create(self, limits: Limits) -> None:
         for directory in set(self.dirs.values()):
             directory.mkdir(exist_ok=True)  # a stale one from a start that died is reused
+        self.limit(limits)
+
+    def limit(self, limits: Limits) -> None:
+        """Set the limits, in place (also while its processes run)."""
         if self.version is CgroupVersion.V1:
             _write(self._file("cpu", "cpu.cfs_period_us"), limits.cpu_period_us)
             _write(self._file("cpu", "cpu.cfs_quota_us"), limits.cpu_quota_us)

@@ -110,6 +110,15 @@ class Driver(Protocol):
         """Create and start the sandbox; returns once its main process runs."""
         ...
 
+    def resume(self, spec: SandboxSpec) -> SandboxState:
+        """Start a stopped sandbox's command again in what it kept (network, cgroup, scratch):
+        deep sleep's wake. `spec` is the one it was started with, but for its resources."""
+        ...
+
+    def limit(self, instance_id: str, resources: Resources) -> None:
+        """Change a sandbox's limits in place."""
+        ...
+
     def inspect(self, instance_id: str) -> SandboxState: ...
 
     def stop(self, instance_id: str, grace_seconds: float) -> SandboxState:

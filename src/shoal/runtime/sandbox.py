@@ -42,6 +42,7 @@ from shoal.runtime.driver import (
     ExecRequest,
     LogFiles,
     Phase,
+    Resources,
     SandboxError,
     SandboxSpec,
     SandboxState,
@@ -159,6 +160,28 @@ class SandboxDriver:
             self.destroy(spec.instance_id)
             raise
         return self.inspect(spec.instance_id)
+
+    def resume(self, spec: SandboxSpec) -> SandboxState:
+        """Start a stopped sandbox's command again (deep sleep's wake), in the network,
+        firewall, cgroup and scratch it kept: only bwrap is launched, with `spec`'s limits."""
+        record = self._existing(spec.instance_id)
+        if self.inspect(spec.instance_id).phase is Phase.RUNNING:
+            raise SandboxError(f"sandbox {spec.instance_id} is running")
+        files = self._files(spec.instance_id)
+        cgroup = record.cgroup
+        cgroup.limit(cgroups.limits_for(spec.resources))
+        proc = self._launch(spec, files, record)
+        self._children[spec.instance_id] = proc
+        record.started(proc.pid, start_time(proc.pid) or 0, time.time()).save(files.record)
+        try:
+            self._wait_started(proc, files, cgroup)
+        except BaseException:
+            cgroup.kill_all()
+            raise
+        return self.inspect(spec.instance_id)
+
+    def limit(self, instance_id: str, resources: Resources) -> None:
+        self._existing(instance_id).cgroup.limit(cgroups.limits_for(resources))
 
     def _launch(
         self, spec: SandboxSpec, files: InstanceFiles, record: Record
