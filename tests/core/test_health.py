@@ -12,14 +12,14 @@ def test_quickly_at_start_then_every_second_then_at_the_interval():
     assert next_probe_at(POLICY, p) == 100.0
     gaps = []
     t = 100.0
-    for _ in range(30):
+    for _ in range(80):
         p = record(POLICY, p, False, "connection refused", t)
         gaps.append(round(next_probe_at(POLICY, p) - t, 4))
         t = next_probe_at(POLICY, p)
-    assert gaps[:4] == [0.01, 0.0125, 0.0156, 0.0195]
-    assert gaps == [round(min(1.0, 0.01 * 1.25**n), 4) for n in range(30)]
+    assert gaps[:4] == [0.002, 0.0022, 0.0024, 0.0027]
+    assert gaps == [round(min(1.0, 0.002 * 1.1**n), 4) for n in range(80)]
     assert gaps[-5:] == [1.0] * 5
-    assert sum(gaps[:10]) < 0.35  # ten checks in the first third of a second
+    assert sum(gaps[:13]) < 0.05  # 13 checks in the first 50 ms
     p = record(POLICY, p, True, "", t)
     assert next_probe_at(POLICY, p) == t + 30
 
