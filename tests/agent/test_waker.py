@@ -1,6 +1,6 @@
-"""The agent's thaw socket and the edge's client of it, over a real Unix socket. The instance
-tasks are stand-ins that only say whether they woke (tests/e2e/test_sleep.py thaws real
-frozen instances through the same path)."""
+"""The agent's wake socket and the edge's client of it, over a real Unix socket. The instance
+tasks are stand-ins that only say whether they woke (tests/e2e/test_sleep.py wakes real
+frozen and stopped instances through the same path)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.agent.waker import Waker
-from shoal.client.waker import thaw
+from shoal.client.waker import wake
 
 
 class Task:
@@ -18,12 +18,12 @@ class Task:
         self.wakes, self.asked = wakes, 0
 
     async def wake(self, urgent: bool = True) -> bool:
-        assert not urgent  # the edge's thaw is reported with the next regular report
+        assert not urgent  # the edge's wake is reported with the next regular report
         self.asked += 1
         return self.wakes
 
 
-def test_thaw_answers_for_the_nodes_own_instances(tmp_path: Path):
+def test_wake_answers_for_the_nodes_own_instances(tmp_path: Path):
     sock = tmp_path / "shoal-agent-x" / "waker.sock"
     sock.parent.mkdir()
     tasks: dict[str, Any] = {"asleep": Task(True), "stopping": Task(False)}
@@ -33,7 +33,7 @@ def test_thaw_answers_for_the_nodes_own_instances(tmp_path: Path):
         while not sock.exists():
             await asyncio.sleep(0.01)
         try:
-            return [await thaw(str(sock), i) for i in ("asleep", "stopping", "elsewhere")]
+            return [await wake(str(sock), i) for i in ("asleep", "stopping", "elsewhere")]
         finally:
             server.cancel()
 

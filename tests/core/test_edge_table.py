@@ -64,7 +64,7 @@ def test_a_rollout_serves_old_and_new_instances_of_the_same_route():
     ]  # i3's deployment serves another port: not in this route
 
 
-def test_frozen_instances_are_listed_apart_with_their_waker_the_closest_first():
+def test_sleeping_instances_are_listed_apart_with_their_waker_the_closest_first():
     active = definition([("/", 8000)], [(8000, "http")], ["fra", "sin"])
     [route] = routes_of(
         "shop-acme.localhost",
@@ -76,15 +76,15 @@ def test_frozen_instances_are_listed_apart_with_their_waker_the_closest_first():
             (("i3", "100.72.0.4", "sin", active), "/run/b/waker.sock"),
         ],
     )
-    assert [s.id for s in route.servers] == ["i1"]  # frozen ones are not served
-    assert [(s.id, s.waker) for s in route.frozen] == [
+    assert [s.id for s in route.servers] == ["i1"]  # sleeping ones are not served
+    assert [(s.id, s.waker) for s in route.asleep] == [
         ("i2", "/run/a/waker.sock"),
         ("i3", "/run/b/waker.sock"),
     ]
-    assert [s.id for s in route.frozen_near("sin")] == ["i3", "i2"]
-    assert [s.id for s in route.frozen_near("par")] == ["i2", "i3"]  # Paris: Frankfurt first
+    assert [s.id for s in route.asleep_near("sin")] == ["i3", "i2"]
+    assert [s.id for s in route.asleep_near("par")] == ["i2", "i3"]  # Paris: Frankfurt first
     # Frozen instances never change HAProxy's layout or servers.
-    bare = route.model_copy(update={"frozen": ()})
+    bare = route.model_copy(update={"asleep": ()})
     assert layout(EdgeTable(routes=[route])) == layout(EdgeTable(routes=[bare]))
     changes = server_changes(EdgeTable(routes=[bare]), EdgeTable(routes=[route]))
     assert (changes.added, changes.removed, changes.moved) == ([], [], [])

@@ -196,13 +196,37 @@ def test_light_sleep_freezes_the_instances_and_a_wake_thaws_those_that_count():
     actions = plan(snap([woken], frozen, active="d1", target="d1"))
     assert WakeInstance("a") in actions and StopInstance("b", "Scaled down") in actions
     assert not any(isinstance(a, StartInstance) for a in actions)
-    # Deep sleep (count 0, not light): the frozen ones stop too.
+    # Deep sleep (count 0, not light): the frozen ones are stopped in place.
     deep = dep("d1", D.SLEEPING, {"fra": 0}, ever_healthy=True)
     actions = plan(snap([deep], frozen, active="d1", target="d1"))
-    assert {a for a in actions if isinstance(a, StopInstance)} == {
-        StopInstance("a", "Scaled down"),
-        StopInstance("b", "Scaled down"),
-    }
+    assert actions == [SleepInstance("a", deep=True), SleepInstance("b", deep=True)]
+
+
+def test_deep_sleep_keeps_the_instances_that_served_and_a_wake_restarts_them():
+    d = dep("d1", D.HEALTHY, {"fra": 0}, ever_healthy=True)
+    insts = [
+        inst("a", "d1", I.HEALTHY),
+        inst("b", "d1", I.SLEEPING, n=1, desired=Desired.DEEP_SLEEP),
+        inst("c", "d1", I.STARTING, n=2),  # never served: nothing worth keeping
+    ]
+    actions = plan(snap([d], insts, active="d1", target="d1"))
+    assert [a for a in actions if not isinstance(a, SetDeploymentStatus)] == [
+        SleepInstance("a", deep=True),
+        StopInstance("c", "Scaled down"),
+    ]
+    parked = [
+        inst("a", "d1", I.SLEEPING, desired=Desired.DEEP_SLEEP),
+        inst("b", "d1", I.SLEEPING, n=1, desired=Desired.DEEP_SLEEP),
+    ]
+    assert deployment_status(d, parked, False) == D.SLEEPING
+    asleep = dep("d1", D.SLEEPING, {"fra": 0}, ever_healthy=True)
+    assert plan(snap([asleep], parked, active="d1", target="d1")) == []
+    woken = dep("d1", D.SLEEPING, {"fra": 2}, ever_healthy=True)
+    actions = plan(snap([woken], parked, active="d1", target="d1"))
+    assert [a for a in actions if not isinstance(a, SetDeploymentStatus)] == [
+        WakeInstance("a"),
+        WakeInstance("b"),
+    ]  # the same instances, none started
 
 
 def test_a_paused_service_stops_its_frozen_instances():

@@ -2,12 +2,16 @@
 and a burst of 50 concurrent requests to it all succeed: the edge holds them, wakes the
 service once, and lets them through as soon as an instance serves.
 
-Deep sleep stops the instance (nothing runs, nothing is metered); light sleep freezes it
-(its cgroup's freezer: memory kept, no CPU, not metered) and a request thaws the same
-instance; light turns deep after the deep delay."""
+Deep sleep stops the instance's command and keeps its sandbox on the node (nothing runs,
+nothing is metered), and a request starts the same instance again; light sleep freezes it
+(its cgroup's freezer: memory kept, no CPU, not metered) and a request thaws it; light turns
+deep after the deep delay."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,9 +25,7 @@ from tests.e2e.test_edge import service
 from tests.e2e.test_service_lifecycle import until
 from tests.support.registry import ImageBuilder, Registry
 
-from shoal.runtime.cgroups import detect
-
-LIVE = ("ALLOCATING", "STARTING", "HEALTHY")
+from shoal.runtime.cgroups import Cgroup, detect
 
 
 @pytest.fixture(scope="module")
@@ -90,23 +92,44 @@ def test_an_idle_service_sleeps_and_a_burst_wakes_it_once(
     image = push_web_image(image_builder, registry, tmp_path, "nap", "awake\n")
     nap = Napper(platform, image, "nap", {"deep_sleep_value": 3})
 
-    def live() -> int:
-        return sum(1 for i in nap.instances() if i["status"] in LIVE)
-
-    # It serves, then sleeps once idle: its deployment SLEEPING, no instance left.
+    # It serves, then sleeps once idle: its deployment SLEEPING, its instance kept on the
+    # node with nothing running in it.
     until("an answer through the edge", lambda: nap.answer() == "awake\n")
+    [first] = nap.instances()
+    cgroup = detect().cgroup("shoal-fra", first["id"])
     until("SLEEPING", lambda: nap.status() == "SLEEPING")
-    until("no instance running", lambda: live() == 0)
+    until("stopped in place", lambda: stopped(nap, first["id"], cgroup))
 
-    # 50 requests at once: all answered, by one woken instance.
+    # The node's agent dies and comes back: it adopts the sandbox as it was, asleep.
+    [agent] = _agent_pids(platform)
+    found = platform.log.read_text().count("sandboxes found")
+    os.kill(agent, signal.SIGKILL)
+    until("the agent back", lambda: platform.log.read_text().count("sandboxes found") > found)
+    assert stopped(nap, first["id"], cgroup)
+
+    # 50 requests at once: all answered, by the same instance started again.
     answers = burst(platform.edge, nap.host)
     assert answers == [(200, "awake\n")] * 50, {a: answers.count(a) for a in set(answers)}
     events = nap.events()
     woken = [e for e in events if e["type"] == "wake"]
     slept = [e for e in events if e["type"] == "autoscale" and "deep sleep" in e["message"]]
     assert len(woken) == 1 and len(slept) == 1, [e["message"] for e in events]
-    assert live() == 1
+    [again] = nap.instances()
+    assert again["id"] == first["id"] and cgroup.pids()
     until("HEALTHY again", lambda: nap.status() == "HEALTHY")
+
+
+def _agent_pids(shoal: Shoal) -> list[int]:
+    """Frankfurt's node agent."""
+    pattern = f"shoal agent --api {shoal.url} --region fra"
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def stopped(nap: Napper, instance_id: str, cgroup: Cgroup) -> bool:
+    """Whether the instance is kept, SLEEPING, with no process left in its sandbox."""
+    kept = [(i["id"], i["status"]) for i in nap.instances()] == [(instance_id, "SLEEPING")]
+    return kept and not cgroup.is_frozen() and not cgroup.pids()
 
 
 def test_light_sleep_freezes_the_instance_and_a_request_thaws_the_same_one(
@@ -141,7 +164,8 @@ def test_light_sleep_freezes_the_instance_and_a_request_thaws_the_same_one(
     metered = row["duration_seconds"]  # usage, not a timing: its frozen seconds are free
     assert metered <= lived - 3, (row, lived)
 
-    # Idle again: light sleep, then deep at 25 s: the instance stops.
+    # Idle again: light sleep, then deep at 25 s: the instance's command stops.
     until("asleep again", lambda: [i["status"] for i in instances()] == ["SLEEPING"])
-    until("deep asleep: stopped", lambda: instances() == [])
+    until("deep asleep: stopped in place", lambda: stopped(doze, first["id"], cgroup))
     assert doze.status() == "SLEEPING"
+    assert doze.answer() == "awake\n"  # and started again by a request

@@ -37,7 +37,7 @@ from shoal.core.assignment import (
 )
 from shoal.core.enums import InstanceStatus
 from shoal.core.metrics import ResourceSample
-from shoal.core.rollout import Desired
+from shoal.core.rollout import ASLEEP, Desired
 from shoal.runtime.driver import Driver, SandboxState
 
 log = logging.getLogger(__name__)
@@ -230,10 +230,12 @@ class Agent:
                 task = self._spawn(a, adopted.get(a.instance_id), http)
             if task is None:
                 continue
-            # Light sleep: freeze or thaw (one woken by a request stays awake a while even
-            # if the control plane, not told yet, still wants it asleep).
-            if a.desired == Desired.SLEEP and not task.asleep and not task.recently_woken:
-                self._changes.add(asyncio.create_task(task.sleep()))
+            # Sleep (freeze, or stop in place) or wake; one woken by a request stays awake a
+            # while even if the control plane, not told yet, still wants it asleep.
+            deep = a.desired == Desired.DEEP_SLEEP
+            if a.desired in ASLEEP and not task.recently_woken:
+                if not task.asleep or (deep and not task.stopped):
+                    self._changes.add(asyncio.create_task(task.sleep(deep)))
             elif a.desired == Desired.RUN and task.asleep:
                 self._changes.add(asyncio.create_task(task.wake()))
         self._changes = {c for c in self._changes if not c.done()}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +20,13 @@ from shoal.agent.probes import describe_failure, probe
 from shoal.build.image import Image, ImageStore, process_for
 from shoal.build.image_errors import ImageError
 from shoal.build.registry_auth import credentials_from_secret
+from shoal.client.waker import WAKE_S
 from shoal.core import health
 from shoal.core.assignment import Assignment
 from shoal.core.definition import DockerSource, HealthCheck
 from shoal.core.enums import InstanceStatus
 from shoal.core.process import ImageConfig, ProcessError
+from shoal.core.rollout import Desired
 from shoal.runtime.driver import (
     Bind,
     Driver,
@@ -46,6 +50,12 @@ SLEEP_DRAIN_S = 1.0
 # An instance woken by a request directly (agent/waker.py) stays awake this long even while
 # the control plane, not told yet, still lists it as asleep.
 WAKE_GRACE_S = 10.0
+# Start-up CPU boost (as Cloud Run's): until an instance is first healthy, and for BOOST_S
+# at most, its CPU quota is at least BOOST_VCPU. A start is mostly the app's own CPU work
+# (a Python app's imports): a nano's quarter of a core makes it two to four times slower.
+BOOST_VCPU = 1.0
+BOOST_S = 10.0
+DEEP_SLEEP_MESSAGE = "Instance is sleeping (stopped: the next request starts it again)"
 
 # (instance, status, message, started_at, address, urgent) -> None; not urgent: it goes
 # with the next regular report
@@ -90,77 +100,175 @@ class InstanceTask:
         # The image root it runs from, once known: its image must stay while it runs.
         self.rootfs: Path | None = adopted.rootfs if adopted else None
         self.status = InstanceStatus.STARTING  # as its health checks last said
-        self.running = False  # its sandbox runs (started, or adopted)
-        self.asleep = False  # light sleep: said SLEEPING, frozen or about to be
-        self.frozen = False
+        self.running = False  # it has its sandbox (started, or adopted), running or asleep
+        self.asleep = False  # said SLEEPING: frozen, stopped, or about to be
+        self.frozen = False  # light sleep
+        self.stopped = False  # deep sleep: its command stopped, its sandbox kept
         self.woken_at = -WAKE_GRACE_S  # (monotonic)
+        self.healthy = asyncio.Event()  # set while it serves
+        self.ended = asyncio.Event()
         self._freezer = asyncio.Lock()  # one sleep or wake at a time
+        self._woken = asyncio.Event()  # a deep sleeper is asked to start again
+        self._look = asyncio.Event()  # its watch looks again now (stopped, or asked to)
+        self._quiet = False  # its reports wait for the next regular one (a wake in progress)
+        self._made: SandboxSpec | None = None  # the spec it was started with
+        self._boosted_until: float | None = None  # (monotonic) while its CPU is boosted
 
     def request_stop(self) -> None:
         self.stop_requested.set()
+        self._look.set()
 
-    def _say(self, status: InstanceStatus, message: str, urgent: bool = True) -> None:
+    def _say(self, status: InstanceStatus, message: str, urgent: bool | None = None) -> None:
+        urgent = not self._quiet if urgent is None else urgent
         self.report(self.a, status, message, self.started_at, self.address, urgent)
 
     async def run(self) -> None:
         """Until the instance has ended; its sandbox is left for the caller to destroy."""
-        state = self.adopted or await self._start()
-        if state is None:
-            return
-        self.address = state.address
-        if state.started_at:
-            self.started_at = datetime.fromtimestamp(state.started_at, UTC)
-        self.running = True
-        if state.frozen:  # adopted in light sleep
-            self.asleep = self.frozen = True
-            self._say(InstanceStatus.SLEEPING, "Instance is sleeping")
-        await self._watch(state)
+        try:
+            state = self.adopted or await self._start()
+            trusted = self.adopted is not None  # its last reported status still holds
+            if trusted:
+                self._boosted_until = 0.0  # the agent may have stopped before it unboosted
+            deep = trusted and self.a.desired == Desired.DEEP_SLEEP
+            if deep and state is not None and state.phase is not Phase.RUNNING:
+                self.address, self.running = state.address, True  # as it was left
+                self.asleep = self.stopped = True
+                trusted = False
+                state = await self._deep_sleep()
+            while state is not None:
+                self.address = state.address
+                if state.started_at:
+                    self.started_at = datetime.fromtimestamp(state.started_at, UTC)
+                self.running = True
+                if state.frozen:  # adopted in light sleep
+                    self.asleep = self.frozen = True
+                    self._say(InstanceStatus.SLEEPING, "Instance is sleeping")
+                await self._watch(state, trusted)
+                trusted = False
+                asleep = self.stopped and not self.stop_requested.is_set()
+                state = await self._deep_sleep() if asleep else None
+        finally:
+            self.running = False
+            self.healthy.clear()
+            self.ended.set()
 
     @property
     def recently_woken(self) -> bool:
         return time.monotonic() - self.woken_at < WAKE_GRACE_S
 
-    async def sleep(self) -> None:
-        """Light sleep: say SLEEPING, let the requests sent before finish, freeze."""
+    async def sleep(self, deep: bool = False) -> None:
+        """Say SLEEPING, let the requests sent before finish, then freeze it (light sleep) or
+        stop its command and keep its sandbox (deep sleep; a frozen one too)."""
         async with self._freezer:
-            if self.asleep or not self.running or self.stop_requested.is_set():
+            if not self.running or self.stop_requested.is_set() or self.stopped:
                 return
-            if self.status != InstanceStatus.HEALTHY:
-                return  # not before it is healthy: its start-up checks would run out frozen
-            self.asleep = True
-            self._say(InstanceStatus.SLEEPING, "Instance is sleeping")
-        await asyncio.sleep(SLEEP_DRAIN_S)
+            if not self.asleep:
+                if self.status != InstanceStatus.HEALTHY:
+                    return  # not before it is healthy: its start-up checks would run out
+                self.asleep = True
+                self.healthy.clear()
+                self._say(InstanceStatus.SLEEPING, "Instance is sleeping")
+                draining = True
+            elif not (deep and self.frozen):
+                return  # asleep already, or on its way to light sleep (deep comes after)
+            else:
+                draining = False
+        if draining:
+            await asyncio.sleep(SLEEP_DRAIN_S)
         async with self._freezer:
-            if not self.asleep or self.frozen or self.stop_requested.is_set():
+            if not self.asleep or self.stopped or self.stop_requested.is_set():
                 return  # woken, or stopping, meanwhile
+            if deep:
+                self.stopped = True  # before it stops: its watch takes the end as asleep
+                await asyncio.to_thread(self.driver.stop, self.a.instance_id, STOP_GRACE_S)
+                self.frozen = False
+                self._look.set()  # its watch ends now, ready for a wake
+                self._say(InstanceStatus.SLEEPING, DEEP_SLEEP_MESSAGE)
+                return
+            if self.frozen:
+                return
             try:
                 await asyncio.to_thread(self.driver.freeze, self.a.instance_id)
             except (SandboxError, OSError, TimeoutError) as e:
                 log.warning("instance %s could not be frozen: %s", self.a.instance_id, e)
                 self.asleep = False  # it runs: it says so (and is metered)
+                self.healthy.set()
                 self._say(self.status, f"Instance could not sleep: {e}")
                 return
             self.frozen = True
 
     async def wake(self, urgent: bool = True) -> bool:
-        """Thaw it and say it is back (as healthy as before); False when it is not running.
-        Not `urgent`: woken for a request that is served already (agent/waker.py), the
-        control plane hears of it with the next regular report, not in the middle of it."""
+        """Thaw it and say it is back (as healthy as before), or start a deep sleeper's
+        command again and wait until it is healthy; whether it serves. Not `urgent`: woken
+        for a request (agent/waker.py), the control plane hears of it with the next regular
+        report, not in the middle of the request's wait."""
         async with self._freezer:
             if not self.running or self.stop_requested.is_set():
                 return False
-            if self.frozen:
-                try:
-                    await asyncio.to_thread(self.driver.thaw, self.a.instance_id)
-                except (SandboxError, OSError) as e:
-                    log.warning("instance %s could not be thawed: %s", self.a.instance_id, e)
-                    return False
-                self.frozen = False
             self.woken_at = time.monotonic()
-            if self.asleep:
-                self.asleep = False
-                self._say(self.status, "Instance woke up", urgent)
-        return True
+            if self.stopped:
+                self._quiet = not urgent
+                self._woken.set()
+            else:
+                if self.frozen:
+                    try:
+                        await asyncio.to_thread(self.driver.thaw, self.a.instance_id)
+                    except (SandboxError, OSError) as e:
+                        log.warning("instance %s could not be thawed: %s", self.a.instance_id, e)
+                        return False
+                    self.frozen = False
+                if self.asleep:
+                    self.asleep = False
+                    if self.status == InstanceStatus.HEALTHY:
+                        self.healthy.set()
+                    self._say(self.status, "Instance woke up", urgent)
+                return True
+        serving = asyncio.ensure_future(self.healthy.wait())
+        ended = asyncio.ensure_future(self.ended.wait())
+        await asyncio.wait({serving, ended}, timeout=WAKE_S, return_when=FIRST_COMPLETED)
+        serving.cancel()
+        ended.cancel()
+        return self.healthy.is_set()
+
+    async def _deep_sleep(self) -> SandboxState | None:
+        """Stopped in place until woken (then its state running again) or stopped (None)."""
+        woken = asyncio.ensure_future(self._woken.wait())
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        await asyncio.wait({woken, stop}, return_when=FIRST_COMPLETED)
+        woken.cancel()
+        stop.cancel()
+        if self.stop_requested.is_set():
+            self._say(InstanceStatus.STOPPED, "Instance stopped.", urgent=True)
+            return None
+        self._woken.clear()
+        try:
+            spec = self._made or await self._spec()
+            state = await asyncio.to_thread(self.driver.resume, self._boost(spec))
+        except (ImageError, ProcessError, SandboxError, OSError, ValueError) as e:
+            self._say(InstanceStatus.ERROR, str(e), urgent=True)
+            return None
+        self.stopped = self.asleep = False
+        self.started_at = datetime.now(UTC)
+        self._say(InstanceStatus.STARTING, "Instance is waking up")
+        return state
+
+    def _boost(self, spec: SandboxSpec) -> SandboxSpec:
+        """`spec` with the start-up CPU boost, undone by `_unboost`."""
+        if spec.resources.vcpu >= BOOST_VCPU:
+            return spec
+        self._boosted_until = time.monotonic() + BOOST_S
+        return dataclasses.replace(
+            spec, resources=dataclasses.replace(spec.resources, vcpu=BOOST_VCPU)
+        )
+
+    async def _unboost(self) -> None:
+        if self._boosted_until is None:
+            return
+        self._boosted_until = None
+        try:
+            await asyncio.to_thread(self.driver.limit, self.a.instance_id, self._resources())
+        except (SandboxError, OSError) as e:
+            log.warning("instance %s: its CPU boost could not be undone: %s", self.a.instance_id, e)
 
     async def _spec(self) -> SandboxSpec:
         """The sandbox, joined to its organization's private mesh when it has one."""
@@ -172,11 +280,14 @@ class InstanceTask:
         binds = (*spec.binds, Bind(hosts, "/etc/hosts"))
         return dataclasses.replace(spec, binds=binds, mesh=mesh.block)
 
+    def _resources(self) -> Resources:
+        return Resources(vcpu=self.a.vcpu, memory_mb=self.a.memory_mb, disk_mb=self.a.disk_mb)
+
     async def _base_spec(self) -> SandboxSpec:
         """A git build's sandbox on the node's stack, or an image's: built from a Dockerfile,
         or pulled (first)."""
         a = self.a
-        resources = Resources(vcpu=a.vcpu, memory_mb=a.memory_mb, disk_mb=a.disk_mb)
+        resources = self._resources()
         ports = tuple(p.port for p in a.ports if p.port)
         if a.artifact is not None and a.artifact.kind == "buildpack":
             spec = sandbox_for(
@@ -223,7 +334,8 @@ class InstanceTask:
             if self.stop_requested.is_set():
                 self._say(InstanceStatus.STOPPED, "Instance stopped before it started")
                 return None
-            state = await asyncio.to_thread(self.driver.start, spec)
+            self._made = spec
+            state = await asyncio.to_thread(self.driver.start, self._boost(spec))
         except (ImageError, ProcessError, SandboxError, OSError, ValueError) as e:
             self._say(InstanceStatus.ERROR, str(e))
             return None
@@ -232,24 +344,30 @@ class InstanceTask:
         self._say(InstanceStatus.STARTING, "Instance is starting")
         return state
 
-    async def _watch(self, state: SandboxState) -> None:
+    async def _watch(self, state: SandboxState, adopted: bool) -> None:
+        """Until it ends, is stopped, or has been put in deep sleep (`stopped`)."""
         a = self.a
         checks = list(a.health_checks)
         policy = _policy(checks)
         started = state.started_at or time.time()
         # An adopted instance that was healthy stays so unless its checks now fail.
         serving = (InstanceStatus.HEALTHY, InstanceStatus.SLEEPING)  # (asleep once healthy)
-        was_healthy = self.adopted is not None and a.status in serving
+        was_healthy = adopted and a.status in serving
         probes = [
             health.Probe(started_at=started, ever_passed=was_healthy, passing=was_healthy)
             for _ in checks
         ]
         self.status = InstanceStatus.HEALTHY if was_healthy else InstanceStatus.STARTING
+        if was_healthy and not self.asleep:
+            self.healthy.set()
         while True:
             current = await asyncio.to_thread(self.driver.inspect, a.instance_id)
             if current.phase != Phase.RUNNING:
-                self._say(InstanceStatus.ERROR, exit_message(current, a))
+                if not self.stopped:
+                    self._say(InstanceStatus.ERROR, exit_message(current, a), urgent=True)
                 return
+            if self._boosted_until is not None and time.monotonic() > self._boosted_until:
+                await self._unboost()
             if self.asleep:  # no check of a frozen instance: it would fail
                 if await self._stopped(WATCH_S):
                     return
@@ -278,7 +396,13 @@ class InstanceTask:
             if new != self.status and not self.asleep:
                 self.status = new
                 healthy = new == InstanceStatus.HEALTHY
+                if healthy:
+                    self.healthy.set()
+                    await self._unboost()
+                else:
+                    self.healthy.clear()
                 self._say(new, "Instance is healthy" if healthy else failing)
+                self._quiet = False
             wait = min(
                 [WATCH_S]
                 + [max(0.0, health.next_probe_at(policy, p) - time.time()) for p in probes]
@@ -287,10 +411,12 @@ class InstanceTask:
                 return
 
     async def _stopped(self, wait: float) -> bool:
-        """Stop it if asked to within `wait` seconds; whether it was."""
-        try:
-            await asyncio.wait_for(self.stop_requested.wait(), wait)
-        except TimeoutError:
+        """Stop it if asked to within `wait` seconds (or until its watch should look
+        again); whether it was."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._look.wait(), wait)
+        self._look.clear()
+        if not self.stop_requested.is_set():
             return False
         async with self._freezer:  # not while it freezes or thaws
             serving = self.status == InstanceStatus.HEALTHY and not self.asleep

@@ -1,13 +1,14 @@
-"""The light sleep's fast path: an edge on the same machine asks the agent, on a Unix socket,
-to thaw a frozen instance, and gets the answer once its processes run again — without the
-round trip through the control plane, which hears of it from the instance's report (and the
-edge tells it too, so that the service counts as awake).
+"""The fast path of a wake: an edge on the same machine asks the agent, on a Unix socket, to
+wake a sleeping instance, and gets the answer once it serves again — without the round trip
+through the control plane, which hears of it from the instance's report (and the edge tells
+it too, so that the service counts as awake). A light sleeper is thawed; a deep sleeper's
+command starts again in the sandbox it kept, and the answer waits for its health checks.
 
-One line each way on a connection: `thaw <instance id>` is answered `awake` once thawed (or
-already awake), `unknown` for an instance the node does not run, `refused` for one that
-cannot be woken (stopping). A line protocol rather than HTTP: the thaw is on the first
-request's path, and an HTTP client and server cost 2-3 ms there, a line 0.1-0.5 ms. The
-socket is in a directory only the agent's user can enter.
+One line each way on a connection: `wake <instance id>` is answered `awake` once it serves
+(or already did), `unknown` for an instance the node does not run, `refused` for one that
+cannot be woken (stopping, or failing to start). A line protocol rather than HTTP: the wake
+is on the first request's path, and an HTTP client and server cost 2-3 ms there, a line
+0.1-0.5 ms. The socket is in a directory only the agent's user can enter.
 """
 
 from __future__ import annotations
@@ -48,6 +49,6 @@ class Waker:
 
     async def _answer(self, verb: str, instance_id: str) -> bytes:
         task = self._tasks().get(instance_id)
-        if verb != "thaw" or task is None:
+        if verb != "wake" or task is None:
             return UNKNOWN
         return AWAKE if await task.wake(urgent=False) else REFUSED

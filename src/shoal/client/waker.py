@@ -1,21 +1,22 @@
-"""The edge's side of a node agent's thaw socket (agent/waker.py: the protocol is there)."""
+"""The edge's side of a node agent's wake socket (agent/waker.py: the protocol is there)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-TIMEOUT_S = 5.0
+TIMEOUT_S = 5.0  # to connect, and for the request's line
+WAKE_S = 30.0  # the longest a wake may take: a deep sleeper's app starting, then healthy
 AWAKE, UNKNOWN, REFUSED = b"awake\n", b"unknown\n", b"refused\n"
 
 
-async def thaw(socket: str, instance_id: str) -> bool:
-    """Ask the agent listening on `socket` to thaw an instance: whether it is awake."""
+async def wake(socket: str, instance_id: str) -> bool:
+    """Ask the agent listening on `socket` to wake an instance: whether it serves again."""
     reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(socket), TIMEOUT_S)
     try:
-        writer.write(f"thaw {instance_id}\n".encode())
+        writer.write(f"wake {instance_id}\n".encode())
         await writer.drain()
-        return await asyncio.wait_for(reader.readline(), TIMEOUT_S) == AWAKE
+        return await asyncio.wait_for(reader.readline(), WAKE_S + TIMEOUT_S) == AWAKE
     finally:
         writer.close()
         with contextlib.suppress(OSError):

@@ -157,14 +157,17 @@ def _apply(
         _stop(s, svc, stopping, action.reason, touched)
     elif isinstance(action, SleepInstance | WakeInstance):
         changing = s.get(Instance, action.instance_id)
-        desired = Desired.SLEEP if isinstance(action, SleepInstance) else Desired.RUN
         if changing is None or changing.desired == Desired.STOP.value:
             return
+        if isinstance(action, WakeInstance):
+            desired, what, message = Desired.RUN, "wake", "Instance is waking up"
+        elif action.deep:
+            desired, what, message = Desired.DEEP_SLEEP, "sleep", "Instance is going to deep sleep"
+        else:
+            desired, what, message = Desired.SLEEP, "sleep", "Instance is going to sleep"
         changing.desired = desired.value
         if changing.node_id is not None:
             touched.add(changing.node_id)
-        what = "sleep" if desired == Desired.SLEEP else "wake"
-        message = "Instance is going to sleep" if what == "sleep" else "Instance is waking up"
         events.record(s, svc.organization_id, "instance", changing.id, what, message)
     elif isinstance(action, SetDeploymentStatus):
         service_store.set_deployment_status(
@@ -269,8 +272,13 @@ def _place_waiting(s: Session, svc: Service, touched: set[str]) -> None:
 def _node_views(s: Session, service_id: str) -> dict[str, NodeView]:
     views = {}
     for node in nodes.alive(s):
+        # A deep sleeper holds no CPU or memory (it takes them back when woken).
         placed = s.scalars(
-            select(Instance).where(Instance.node_id == node.id, Instance.status.in_(_LIVE))
+            select(Instance).where(
+                Instance.node_id == node.id,
+                Instance.status.in_(_LIVE),
+                Instance.desired != Desired.DEEP_SLEEP.value,
+            )
         ).all()
         types = [INSTANCE_TYPES.get(i.type, INSTANCE_TYPES["nano"]) for i in placed]
         views[node.id] = NodeView(

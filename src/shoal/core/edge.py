@@ -36,7 +36,7 @@ class EdgeServer(BaseModel):
     address: str
     port: int
     region: str
-    waker: str = ""  # a frozen instance's: the Unix socket of its node's agent that thaws it
+    waker: str = ""  # a sleeping instance's: the Unix socket of its node's agent that wakes it
 
 
 class EdgeRoute(BaseModel):
@@ -49,7 +49,7 @@ class EdgeRoute(BaseModel):
     protocol: Protocol
     regions: tuple[str, ...] = ()  # where the service's active deployment runs
     servers: tuple[EdgeServer, ...] = ()
-    frozen: tuple[EdgeServer, ...] = ()  # its instances in light sleep (not in HAProxy)
+    asleep: tuple[EdgeServer, ...] = ()  # its instances asleep, light or deep (not in HAProxy)
 
     def backend(self, region: str) -> str:
         """The name of the route's pool of servers in `region`, the same for as long as the
@@ -63,10 +63,10 @@ class EdgeRoute(BaseModel):
         regions = dict.fromkeys((*self.regions, *(s.region for s in self.servers))) or {"": None}
         return {r: tuple(s for s in self.servers if s.region == r) for r in regions}
 
-    def frozen_near(self, region: str) -> tuple[EdgeServer, ...]:
-        """Its frozen instances, those of the regions closest to `region` first."""
-        order = {r: n for n, r in enumerate(nearest_first(region, [s.region for s in self.frozen]))}
-        return tuple(sorted(self.frozen, key=lambda s: (order[s.region], s.id)))
+    def asleep_near(self, region: str) -> tuple[EdgeServer, ...]:
+        """Its sleeping instances, those of the regions closest to `region` first."""
+        order = {r: n for n, r in enumerate(nearest_first(region, [s.region for s in self.asleep]))}
+        return tuple(sorted(self.asleep, key=lambda s: (order[s.region], s.id)))
 
     def pool_for(self, client: str) -> str:
         """The backend a client in region `client` is sent to: the closest pool that has a
@@ -135,15 +135,15 @@ def routes_of(
     service_id: str,
     active: DeploymentDefinition,
     instances: Iterable[Located],
-    frozen: Iterable[tuple[Located, str]] = (),
+    asleep: Iterable[tuple[Located, str]] = (),
 ) -> list[EdgeRoute]:
     """The edge's routes for one service: those of its active deployment, each served by the
     healthy `instances` whose own deployment has the same route, so that during a rollout
-    the old and the new serve side by side. `frozen`: its instances in light sleep, each with
-    the Unix socket that thaws it."""
+    the old and the new serve side by side. `asleep`: its sleeping instances, each with the
+    Unix socket that wakes it."""
     routes = list(dict.fromkeys(public_routes(active)))
     served = _by_route(routes, ((i, "") for i in instances))
-    asleep = _by_route(routes, frozen)
+    sleeping = _by_route(routes, asleep)
     return [
         EdgeRoute(
             host=host,
@@ -153,7 +153,7 @@ def routes_of(
             protocol=protocol,
             regions=tuple(active.regions or ()),
             servers=served[path, port, protocol],
-            frozen=asleep[path, port, protocol],
+            asleep=sleeping[path, port, protocol],
         )
         for path, port, protocol in routes
     ]

@@ -44,8 +44,12 @@ _NOT_STARTED = frozenset(
 
 class Desired(StrEnum):
     RUN = "RUN"
-    SLEEP = "SLEEP"  # kept, frozen: a region in light sleep
+    SLEEP = "SLEEP"  # light sleep: kept, frozen (its memory with it)
+    DEEP_SLEEP = "DEEP"  # deep sleep: its processes stopped, its sandbox kept on its node
     STOP = "STOP"
+
+
+ASLEEP = frozenset({Desired.SLEEP, Desired.DEEP_SLEEP})
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class DeploymentFact:
     strategy: StrategyType = StrategyType.DEFAULT
     ever_healthy: bool = False
     ready: bool = True  # its artifact exists (built or pulled): instances may start
-    light: frozenset[str] = frozenset()  # regions in light sleep: instances kept, frozen
+    # Regions asleep (a count of 0) lightly: instances frozen; the others asleep are deeply.
+    light: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,11 @@ class StopInstance:
 
 @dataclass(frozen=True)
 class SleepInstance:
-    """Freeze it (light sleep): kept, with its memory, until a request wakes it."""
+    """Until a request wakes it: freeze it (light sleep: kept with its memory), or stop its
+    processes and keep the rest (deep sleep: its network, cgroup and disk, on its node)."""
 
     instance_id: str
+    deep: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,8 +237,10 @@ def _fail(
 
 
 def _converge(d: DeploymentFact, instances: Iterable[InstanceFact]) -> list[Action]:
-    """Start the replicas that are missing (or failed), wake the frozen ones that count and
-    stop the ones above the count; in a region in light sleep, freeze them all instead."""
+    """Start the replicas that are missing (or failed), wake the sleeping ones that count and
+    stop the ones above the count. A region asleep (a count of 0) keeps its instances: in
+    light sleep all frozen, in deep sleep those that served stopped in place (the others,
+    never healthy, stop for good)."""
     out: list[Action] = []
     kept = [
         i for i in instances if i.deployment_id == d.id and i.live and i.desired != Desired.STOP
@@ -241,13 +250,16 @@ def _converge(d: DeploymentFact, instances: Iterable[InstanceFact]) -> list[Acti
         if region in d.light:
             out += [SleepInstance(i.id) for i in here if i.desired == Desired.RUN]
             continue
+        if count == 0:
+            for i in here:
+                if i.status not in (InstanceStatus.HEALTHY, InstanceStatus.SLEEPING):
+                    out.append(StopInstance(i.id, "Scaled down"))
+                elif i.desired != Desired.DEEP_SLEEP:
+                    out.append(SleepInstance(i.id, deep=True))
+            continue
         present = {i.replica_index for i in here}
         out += [StartInstance(d.id, region, n) for n in range(count) if n not in present]
-        out += [
-            WakeInstance(i.id)
-            for i in here
-            if i.desired == Desired.SLEEP and i.replica_index < count
-        ]
+        out += [WakeInstance(i.id) for i in here if i.desired in ASLEEP and i.replica_index < count]
         out += [StopInstance(i.id, "Scaled down") for i in here if i.replica_index >= count]
     out += [StopInstance(i.id, "Region removed") for i in kept if i.region not in d.replicas]
     return out

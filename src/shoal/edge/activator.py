@@ -4,11 +4,12 @@ service (once, however many requests wait), holds the requests (at most MAX_HELD
 each up to HOLD_S) until the edge's table has an instance for the route, then proxies each
 to one. A request to a service that is not asleep (paused, failing) gets the 503 at once.
 
-A service in light sleep has frozen instances: the activator asks their node's agent to thaw
-one directly (agent/waker.py, a Unix socket of this machine) and proxies to it as soon as it
-answers, and tells the control plane once that first answer is on its way; the thawed
-instance takes the route's requests until the edge's table has it serving again. An instance
-whose agent is on another machine is woken through the control plane.
+A sleeping service keeps its instances on their nodes (frozen in light sleep, stopped in deep
+sleep): the activator asks the node's agent to wake one directly (agent/waker.py, a Unix
+socket of this machine) and proxies to it as soon as it answers (a thaw; or its command
+started again and healthy), and tells the control plane once that first answer is on its
+way; the woken instance takes the route's requests until the edge's table has it serving
+again. An instance whose agent is on another machine is woken through the control plane.
 
 HAProxy tells it the route in a header (ROUTE_HEADER: "<backend> <service id>"), and has
 already taken the route's prefix off the path.
@@ -35,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from shoal.client.errors import ApiError, ApiUnreachable
 from shoal.client.node import NodeClient
-from shoal.client.waker import thaw
+from shoal.client.waker import wake
 from shoal.core.edge import EdgeServer
 from shoal.serving import Server
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 ROUTE_HEADER = "X-Shoal-Route"
 HOLD_S = 30.0
 MAX_HELD = 1000
-THAWED_S = 10.0  # how long a thawed instance takes a route's requests before the table has it
+WOKEN_S = 10.0  # how long a woken instance takes a route's requests before the table has it
 # Not forwarded: they are about one connection, not the request.
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -56,19 +57,19 @@ class Activator:
         self,
         client: NodeClient,
         servers: Callable[[str], tuple[EdgeServer, ...]],
-        frozen: Callable[[str], tuple[EdgeServer, ...]],
+        asleep: Callable[[str], tuple[EdgeServer, ...]],
         socket: Path,
         unavailable: str,
     ) -> None:
-        """`servers`: a backend's servers in the table the edge applied; `frozen`: the
-        frozen instances of its route, the closest first; `unavailable`: the body of a
+        """`servers`: a backend's servers in the table the edge applied; `asleep`: the
+        sleeping instances of its route, the closest first; `unavailable`: the body of a
         503."""
-        self._client, self._servers, self._frozen = client, servers, frozen
+        self._client, self._servers, self._asleep = client, servers, asleep
         self._socket, self._unavailable = socket, unavailable
         self._wakes: dict[str, asyncio.Task[bool]] = {}
-        self._thaws: dict[str, asyncio.Task[EdgeServer | None]] = {}  # backend ->
-        self._thawed: dict[str, tuple[EdgeServer, float]] = {}  # backend -> (server, until)
-        self._untold: set[str] = set()  # services thawed the control plane is not told of yet
+        self._rousing: dict[str, asyncio.Task[EdgeServer | None]] = {}  # backend ->
+        self._woken: dict[str, tuple[EdgeServer, float]] = {}  # backend -> (server, until)
+        self._untold: set[str] = set()  # services woken the control plane is not told of yet
         self._held: dict[str, int] = {}
         self._applied = asyncio.Event()  # set (and replaced) at each table the edge applies
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
@@ -112,26 +113,26 @@ class Activator:
         try:
             return await self._forward(request, server)
         finally:
-            if service_id in self._untold:  # thawed: now the control plane may hear of it
+            if service_id in self._untold:  # woken here: now the control plane may hear of it
                 self._untold.discard(service_id)
                 self._waking(service_id)
 
     async def _awake(self, backend: str, service_id: str) -> EdgeServer | None:
         """A server of the route once there is one (waking its service), or None."""
         if servers := self._servers(backend):
-            self._thawed.pop(backend, None)  # the table has it (or others) serving again
+            self._woken.pop(backend, None)  # the table has it (or others) serving again
             return random.choice(servers)
-        thawed, until = self._thawed.get(backend, (None, 0.0))
-        if thawed is not None and time.monotonic() < until:
-            return thawed
-        if frozen := self._frozen(backend):
-            thaw = self._thaws.get(backend)
-            if thaw is None or thaw.done():
-                thaw = self._thaws[backend] = asyncio.create_task(
-                    self._thaw(backend, service_id, frozen)
+        woken, until = self._woken.get(backend, (None, 0.0))
+        if woken is not None and time.monotonic() < until:
+            return woken
+        if asleep := self._asleep(backend):
+            rousing = self._rousing.get(backend)
+            if rousing is None or rousing.done():
+                rousing = self._rousing[backend] = asyncio.create_task(
+                    self._rouse(backend, service_id, asleep)
                 )
-            server = await thaw
-            self._thaws.pop(backend, None)
+            server = await rousing
+            self._rousing.pop(backend, None)
             if server is not None:
                 return server
         if not await self._waking(service_id):
@@ -156,22 +157,22 @@ class Activator:
             wake = self._wakes[service_id] = asyncio.create_task(self._wake(service_id))
         return wake
 
-    async def _thaw(
-        self, backend: str, service_id: str, frozen: tuple[EdgeServer, ...]
+    async def _rouse(
+        self, backend: str, service_id: str, asleep: tuple[EdgeServer, ...]
     ) -> EdgeServer | None:
-        """Thaw the first frozen instance whose agent is on this machine and can; None when
-        none could. The control plane is told once the first request has its answer (it
-        wakes the rest): the work that sets off would slow that answer down."""
-        for server in frozen:
+        """Wake the first sleeping instance whose agent is on this machine and can; None
+        when none could. The control plane is told once the first request has its answer
+        (it wakes the rest): the work that sets off would slow that answer down."""
+        for server in asleep:
             if not is_agent_socket(server.waker):
                 continue
             try:
-                awake = await thaw(server.waker, server.id)
+                awake = await wake(server.waker, server.id)
             except (OSError, TimeoutError) as e:
-                log.info("thawing %s: %s", server.id, e)
+                log.info("waking %s: %s", server.id, e)
                 continue
             if awake:
-                self._thawed[backend] = (server, time.monotonic() + THAWED_S)
+                self._woken[backend] = (server, time.monotonic() + WOKEN_S)
                 self._untold.add(service_id)
                 return server
         return None
@@ -207,7 +208,7 @@ class Activator:
 
 
 def is_agent_socket(path: str) -> bool:
-    """Whether `path` is a node agent's thaw socket on this machine, as `shoal agent` makes
+    """Whether `path` is a node agent's wake socket on this machine, as `shoal agent` makes
     it (agent/waker.py): a socket named waker.sock in a shoal-agent-* directory, owned by
     this process's user. A node says where its socket is: nothing else is connected to."""
     if not path:

@@ -78,11 +78,11 @@ class Edge:
         self._request_log = run_dir / "requests.sock"
         self._activator_socket = run_dir / "activator.sock"
         self._pools: dict[str, tuple[EdgeServer, ...]] = {}  # backend -> servers applied
-        self._frozen: dict[str, tuple[EdgeServer, ...]] = {}  # backend -> its route's frozen
+        self._asleep: dict[str, tuple[EdgeServer, ...]] = {}  # backend -> its sleeping instances
         self._activator = Activator(
             client,
             lambda backend: self._pools.get(backend, ()),
-            lambda backend: self._frozen.get(backend, ()),
+            lambda backend: self._asleep.get(backend, ()),
             self._activator_socket,
             NO_INSTANCE,
         )
@@ -254,8 +254,8 @@ class Edge:
             for r in table.routes
             for region, servers in r.pools().items()
         }
-        self._frozen = {
-            r.backend(region): r.frozen_near(region) for r in table.routes for region in r.pools()
+        self._asleep = {
+            r.backend(region): r.asleep_near(region) for r in table.routes for region in r.pools()
         }
         self._activator.table_applied()
         tcp = [

@@ -21,7 +21,7 @@ from shoal.core.edge import (
     tcp_routes_of,
 )
 from shoal.core.enums import InstanceStatus, ServiceStatus, ServiceType
-from shoal.core.rollout import Desired
+from shoal.core.rollout import ASLEEP, Desired
 from shoal.core.status import Intent
 from shoal.store import events, mesh, proxy_ports
 from shoal.store.tables import (
@@ -36,6 +36,7 @@ from shoal.store.tables import (
 )
 
 GONE = (ServiceStatus.DELETING.value, ServiceStatus.DELETED.value)
+_ASLEEP = [d.value for d in ASLEEP]
 
 
 def table(s: Session, base_domain: str) -> EdgeTable:
@@ -66,20 +67,20 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         )
     ):
         serving[row.service_id].append(row)
-    frozen: dict[str, list[Any]] = defaultdict(list)
+    sleeping: dict[str, list[Any]] = defaultdict(list)
     for sleeper in s.execute(
         select(*located, Node.waker)
         .join(Node, Node.id == Instance.node_id)
         .where(
             Instance.status == InstanceStatus.SLEEPING.value,
-            Instance.desired == Desired.SLEEP.value,
+            Instance.desired.in_(_ASLEEP),
             Instance.address.is_not(None),
         )
     ):
-        frozen[sleeper.service_id].append(sleeper)
+        sleeping[sleeper.service_id].append(sleeper)
     wanted = {svc.active_deployment_id for svc in services}
     wanted |= {i.deployment_id for rows in serving.values() for i in rows}
-    wanted |= {i.deployment_id for rows in frozen.values() for i in rows}
+    wanted |= {i.deployment_id for rows in sleeping.values() for i in rows}
     definitions = {
         dep_id: DeploymentDefinition.model_validate(definition)
         for dep_id, definition in s.execute(
@@ -101,7 +102,7 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         ]
         asleep = [
             ((i.id, i.address, i.region, definitions[i.deployment_id]), i.waker)
-            for i in frozen.get(service_id, [])
+            for i in sleeping.get(service_id, [])
             if i.deployment_id in definitions
         ]
         routes += routes_of(
@@ -131,25 +132,24 @@ def wake(s: Session, service_id: str) -> bool:
         return False
     now = utcnow()
     woken = []
-    for region, light in s.execute(
-        select(ServiceScale.region, ServiceScale.light).where(
+    for (region,) in s.execute(
+        select(ServiceScale.region).where(
             ServiceScale.service_id == service_id, ServiceScale.replicas == 0
         )
     ).all():
-        # A region in light sleep gets back all its frozen instances (a thaw is cheap).
-        frozen = 0
-        if light:
-            frozen = (
-                s.scalar(
-                    select(func.count()).where(
-                        Instance.service_id == service_id,
-                        Instance.region == region,
-                        Instance.desired == Desired.SLEEP.value,
-                        Instance.status == InstanceStatus.SLEEPING.value,
-                    )
+        # A region gets back all the instances it keeps asleep (a thaw or a restart in
+        # place is cheap); the autoscaler scales it down from there.
+        kept = (
+            s.scalar(
+                select(func.count()).where(
+                    Instance.service_id == service_id,
+                    Instance.region == region,
+                    Instance.desired.in_(_ASLEEP),
+                    Instance.status == InstanceStatus.SLEEPING.value,
                 )
-                or 0
             )
+            or 0
+        )
         # Only if still asleep: the edge and the node's report may wake it at once.
         done = s.execute(  # an UPDATE: a CursorResult, which has the rows' count
             update(ServiceScale)
@@ -158,7 +158,7 @@ def wake(s: Session, service_id: str) -> bool:
                 ServiceScale.region == region,
                 ServiceScale.replicas == 0,
             )
-            .values(replicas=max(1, frozen), changed_at=now, panic_at=None, light=False)
+            .values(replicas=max(1, kept), changed_at=now, panic_at=None, light=False)
             .execution_options(synchronize_session=False)
         )
         if cast(CursorResult[Any], done).rowcount:

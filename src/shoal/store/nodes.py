@@ -22,7 +22,7 @@ from shoal.core.definition import DeploymentDefinition
 from shoal.core.edge import app_domain
 from shoal.core.enums import DeploymentStatus, InstanceStatus, SecretType
 from shoal.core.mesh import Mesh, hosts
-from shoal.core.rollout import Desired
+from shoal.core.rollout import ASLEEP, Desired
 from shoal.store import edge, events, mesh, usage
 from shoal.store.secretbox import SecretBox
 from shoal.store.tables import (
@@ -165,8 +165,8 @@ def apply_report(s: Session, node_id: str, report: InstanceReport) -> str | None
         usage.slept(s, inst.id, utcnow())
     elif inst.status == InstanceStatus.SLEEPING.value:
         usage.woke(s, inst.id, utcnow())
-        if inst.desired == Desired.SLEEP.value:
-            # Thawed on its node for a request (agent/waker.py): the service is awake.
+        if Desired(inst.desired) in ASLEEP:
+            # Woken on its node for a request (agent/waker.py): the service is awake.
             edge.wake(s, inst.service_id)
     if status != inst.status or (report.message and [report.message] != inst.messages):
         inst.status = status
