@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import delete_app
+from bench.common import delete_apps
 from tests.conftest import Shoal, free_port, start_shoal
 from tests.support.registry import (
     BuildConfig,
@@ -132,7 +132,7 @@ def main() -> None:
                 healthy.append(h)
                 answered.append(a)
                 floor.append(direct(files))
-            delete_app(api, app_id)
+            delete_apps(api, app_id)
     finally:
         if shoal is not None:
             shoal.stop()

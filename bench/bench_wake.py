@@ -8,15 +8,17 @@ run on the node's stack) twice, both `min: 0`:
   light   `light_sleep_value` 1 s (deep after an hour): once idle, its instance is frozen
           (cgroup freezer); a request makes the edge's activator ask the node's agent to
           thaw it, and is proxied to it;
-  deep    `deep_sleep_value` 1 s: once idle, its instance stops; a request makes the
-          activator wake the service through the control plane, and waits for the new
-          instance to be healthy.
-Each run waits until both sleep (light: the instance's cgroup frozen; deep: no instance
-left), then times one GET through the edge to each, from the connect to the last byte of
-the answer (a raw socket, a new connection, as a browser's first request). The floor: the
-same app started as a plain host process, timed from its start to its first answer, polled
-every 1 ms, in the same run. Prints p50 and p99 of each over the runs. Goals (issue 6):
-light wake p99 under 10 ms; deep wake p99 within 30 ms of the direct start.
+  deep    `deep_sleep_value` 1 s: once idle, its instance's command stops (its sandbox is
+          kept on the node); a request makes the activator ask the agent to start it
+          again, and waits for it to be healthy.
+Both run as the default instance type, nano (a quarter of a vCPU; its start-up CPU boost
+gives it a whole one until healthy). Each run waits until both sleep (light: the
+instance's cgroup frozen; deep: no process left in it), then times one GET through the
+edge to each, from the connect to the last byte of the answer (a raw socket, a new
+connection, as a browser's first request). The floor: the same app started as a plain host
+process, timed from its start to its first answer, polled every 1 ms, in the same run.
+Prints p50 and p99 of each over the runs. Goals (issue 6): light wake p99 under 10 ms; deep
+wake p99 within 30 ms of the direct start.
 
 Then the autoscaler's reaction (`reaction`): a step of load on an autoscaled service, timed
 to the first answer from the instance it adds; goal: under 3 s. Last, on a fresh platform,
@@ -43,7 +45,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_deploy import pct
 from bench.capacity import capacity
-from bench.common import Machine, delete_app
+from bench.common import Machine, delete_apps
 from tests.conftest import free_port, start_shoal
 from tests.support.registry import (
     BuildConfig,
@@ -147,12 +149,12 @@ class Sleeper:
         if self.api.get(self.dep).json()["deployment"]["status"] != "SLEEPING":
             return False
         live = self.instances()
+        if not live or any(i["status"] != "SLEEPING" for i in live):
+            return False
+        cgroups = [CGROUPS.cgroup("shoal-fra", i["id"]) for i in live]
         if self.name == "deep":
-            return not live
-        return bool(live) and all(
-            i["status"] == "SLEEPING" and CGROUPS.cgroup("shoal-fra", i["id"]).is_frozen()
-            for i in live
-        )
+            return not any(c.pids() for c in cgroups)
+        return all(c.is_frozen() for c in cgroups)
 
     def wait_asleep(self) -> None:
         deadline = time.monotonic() + 300
@@ -189,7 +191,7 @@ def reaction(api: httpx.Client, edge: str, source: Path, runs: int) -> list[floa
             seconds = load_step(edge, host, c.get("/").text.split()[-1])
             took.append(seconds)
             print(f"  reaction {n + 1}: {seconds * 1000:.0f} ms", flush=True)
-    delete_app(api, app_id)
+    delete_apps(api, app_id)
     return took
 
 
@@ -239,8 +241,7 @@ def wakes(api: httpx.Client, edge: str, source: Path, runs: int) -> dict[str, li
         if n:
             took["direct"].append(direct(source))
         print(f"  run {n}: " + ", ".join(line), flush=True)
-    for s in sleepers:
-        delete_app(api, s.app_id)
+    delete_apps(api, *(s.app_id for s in sleepers))
     return took
 
 

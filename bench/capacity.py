@@ -4,8 +4,9 @@ instances one node holds, and the platform's own memory per instance.
 On a fresh `shoal up` (its agent offering enough CPUs and memory to overcommit: see
 SHOAL_NODE_CPUS in the README; each instance keeps its own limits) it creates
   1. SLEEPING services: busybox httpd images, `min: 0`, deep sleep after 1 s (each starts
-     once, as a new deployment must, then sleeps: nothing of it runs), in organizations of
-     100 services each, as on a node many tenants share;
+     once, as a new deployment must, then sleeps: no process of it runs, its sandbox is
+     kept on the node), in organizations of 100 services each, as on a node many tenants
+     share;
   2. RUNNING instances: services of 10 instances each (min = max = 10), all HEALTHY;
 checks that each running service answers through the edge and that sleeping ones still
 wake, and measures after each step:
@@ -15,7 +16,8 @@ wake, and measures after each step:
   - the sandboxes' own processes (bwrap's two per instance, inside each instance's cgroup
     and charged to its memory limit), apart;
   - the machine's MemAvailable, whose drop also counts the kernel's share (namespaces, veth
-    pairs, cgroups, page cache) and the apps themselves.
+    pairs, cgroups, scratch mounts, page cache) and the apps themselves: for the sleepers,
+    what their kept sandboxes cost.
 Goal (issue 6): 1,000 sleeping services and 200 running small instances on this machine, the
 platform's memory under 2 MiB per instance.
 """
@@ -36,7 +38,7 @@ from tests.e2e.test_service_lifecycle import definition
 PER_APP = 16  # the seed's limit of services per app
 PER_SERVICE = 10  # instances of each running service
 PER_TENANT = 100  # sleeping services of each organization
-LIVE = ["ALLOCATING", "STARTING", "HEALTHY", "UNHEALTHY", "SLEEPING", "STOPPING"]
+AWAKE = ["ALLOCATING", "STARTING", "HEALTHY", "UNHEALTHY", "STOPPING"]
 INSTANCE_CGROUP = "/shoal-fra/"  # the agent's cgroup parent for region fra
 
 
@@ -79,6 +81,10 @@ def _in_instance(pid: int) -> bool:
         return INSTANCE_CGROUP in Path(f"/proc/{pid}/cgroup").read_text()
     except OSError:
         return False
+
+
+def _instance_processes() -> int:
+    return sum(1 for p in filter(str.isdigit, os.listdir("/proc")) if _in_instance(int(p)))
 
 
 def measure(root_pid: int) -> Memory:
@@ -244,8 +250,10 @@ def capacity(root: Path, image: str, sleeping: int, running: int) -> list[str]:
             for tenant in tenants:
                 _no_errors(tenant)
             slept = sum(_count(c, "/v1/deployments", ["SLEEPING"]) for c in tenants)
-            live = sum(_count(c, "/v1/instances", LIVE) for c in tenants)
-            return slept == sleeping and live == 0, f"{slept} sleeping, {live} instances live"
+            awake = sum(_count(c, "/v1/instances", AWAKE) for c in tenants)
+            running = _instance_processes()
+            done = slept == sleeping and awake == 0 and running == 0
+            return done, f"{slept} sleeping, {awake} instances awake, {running} processes"
 
         _wait("sleeping", all_asleep)
         slept_in = time.monotonic() - t0
@@ -282,6 +290,7 @@ def capacity(root: Path, image: str, sleeping: int, running: int) -> list[str]:
     per_instance = (loaded.platform_mib - with_sleepers.platform_mib) / running
     overall = (loaded.platform_mib - empty.platform_mib) / running
     machine = (with_sleepers.available_mib - loaded.available_mib) / running
+    kept = (empty.available_mib - with_sleepers.available_mib) / sleeping
     sandbox = loaded.sandboxes_mib / running
     held = answers.count(200) == len(answers) and woken.count(200) == len(woken)
     met = held and overall < 2
@@ -297,7 +306,8 @@ def capacity(root: Path, image: str, sleeping: int, running: int) -> list[str]:
         f"{loaded.platform_mib:.0f} MiB with the running instances too",
         f"  by process (MiB): empty: {empty.breakdown()}; with the sleepers: "
         f"{with_sleepers.breakdown()}; loaded: {loaded.breakdown()}",
-        f"  per sleeping service {per_sleeper * 1024:.0f} KiB; per running instance "
+        f"  per sleeping service {per_sleeper * 1024:.0f} KiB, and the machine's "
+        f"MemAvailable {kept * 1024:.0f} KiB (its kept sandbox); per running instance "
         f"{per_instance:.2f} MiB; all of it over the running instances {overall:.2f} MiB",
         f"  beside it, per running instance: the sandbox's bwrap processes {sandbox:.2f} MiB "
         f"(in the instance's cgroup), the machine's MemAvailable {machine:.1f} MiB "

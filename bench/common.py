@@ -57,10 +57,11 @@ class Machine:
         )
 
 
-def delete_app(api: httpx.Client, app_id: str) -> None:
-    """Delete an app and wait (up to a minute) until the platform has none left: its
+def delete_apps(api: httpx.Client, *app_ids: str) -> None:
+    """Delete apps and wait (up to a minute) until the platform has none left: their
     instances stopped, before the platform stops (they would outlive it)."""
-    api.delete(f"/v1/apps/{app_id}")
+    for app_id in app_ids:
+        api.delete(f"/v1/apps/{app_id}")
     deadline = time.monotonic() + 60
     while api.get("/v1/apps").json()["count"] and time.monotonic() < deadline:
         time.sleep(0.1)
