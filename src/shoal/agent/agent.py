@@ -46,6 +46,7 @@ FLUSH_S = 0.5
 SAMPLE_S = 1.0  # how often each instance's CPU and memory are sampled
 MAX_SAMPLES = 10_000  # kept while the API cannot take them
 _FINAL = (InstanceStatus.STOPPED, InstanceStatus.ERROR)
+LOST_MESSAGE = "Instance stopped: its sandbox was lost while it slept"
 
 
 class Agent:
@@ -227,6 +228,12 @@ class Agent:
                     self.report(a, InstanceStatus.STOPPED, "Instance stopped.", None, None)
                 continue
             if task is None and a.status not in _FINAL and a.instance_id not in self._ended:
+                if a.desired == Desired.DEEP_SLEEP and a.instance_id not in adopted:
+                    # Its sandbox is gone (the node lost it): it cannot start again in place,
+                    # so it ends, and a wake starts a new one.
+                    self.report(a, InstanceStatus.STOPPED, LOST_MESSAGE, None, None)
+                    self._ended.add(a.instance_id)
+                    continue
                 task = self._spawn(a, adopted.get(a.instance_id), http)
             if task is None:
                 continue

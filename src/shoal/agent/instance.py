@@ -26,7 +26,6 @@ from shoal.core.assignment import Assignment
 from shoal.core.definition import DockerSource, HealthCheck
 from shoal.core.enums import InstanceStatus
 from shoal.core.process import ImageConfig, ProcessError
-from shoal.core.rollout import Desired
 from shoal.runtime.driver import (
     Bind,
     Driver,
@@ -129,9 +128,10 @@ class InstanceTask:
             trusted = self.adopted is not None  # its last reported status still holds
             if trusted:
                 self._boosted_until = 0.0  # the agent may have stopped before it unboosted
-            deep = trusted and self.a.desired == Desired.DEEP_SLEEP
+            deep = trusted and self.a.status == InstanceStatus.SLEEPING
             if deep and state is not None and state.phase is not Phase.RUNNING:
-                self.address, self.running = state.address, True  # as it was left
+                # Adopted in deep sleep: it waits for a wake, or a stop, as it was left.
+                self.address, self.running = state.address, True
                 self.asleep = self.stopped = True
                 trusted = False
                 state = await self._deep_sleep()
@@ -143,10 +143,9 @@ class InstanceTask:
                 if state.frozen:  # adopted in light sleep
                     self.asleep = self.frozen = True
                     self._say(InstanceStatus.SLEEPING, "Instance is sleeping")
-                await self._watch(state, trusted)
+                ended = await self._watch(state, trusted)
                 trusted = False
-                asleep = self.stopped and not self.stop_requested.is_set()
-                state = await self._deep_sleep() if asleep else None
+                state = None if ended else await self._deep_sleep()
         finally:
             self.running = False
             self.healthy.clear()
@@ -178,24 +177,25 @@ class InstanceTask:
         async with self._freezer:
             if not self.asleep or self.stopped or self.stop_requested.is_set():
                 return  # woken, or stopping, meanwhile
-            if deep:
-                self.stopped = True  # before it stops: its watch takes the end as asleep
-                await asyncio.to_thread(self.driver.stop, self.a.instance_id, STOP_GRACE_S)
-                self.frozen = False
-                self._look.set()  # its watch ends now, ready for a wake
-                self._say(InstanceStatus.SLEEPING, DEEP_SLEEP_MESSAGE)
-                return
-            if self.frozen:
+            if self.frozen and not deep:
                 return
             try:
-                await asyncio.to_thread(self.driver.freeze, self.a.instance_id)
+                if deep:
+                    self.stopped = True  # before it stops: its watch takes the end as asleep
+                    await asyncio.to_thread(self.driver.stop, self.a.instance_id, STOP_GRACE_S)
+                else:
+                    await asyncio.to_thread(self.driver.freeze, self.a.instance_id)
             except (SandboxError, OSError, TimeoutError) as e:
-                log.warning("instance %s could not be frozen: %s", self.a.instance_id, e)
-                self.asleep = False  # it runs: it says so (and is metered)
+                log.warning("instance %s could not sleep: %s", self.a.instance_id, e)
+                self.asleep = self.stopped = False  # it runs: it says so (and is metered)
                 self.healthy.set()
                 self._say(self.status, f"Instance could not sleep: {e}")
                 return
-            self.frozen = True
+            self.frozen = not deep
+            if deep:
+                self._woken.clear()  # a wake from before this sleep is not for it
+                self._look.set()  # its watch ends now, ready for a wake
+                self._say(InstanceStatus.SLEEPING, DEEP_SLEEP_MESSAGE)
 
     async def wake(self, urgent: bool = True) -> bool:
         """Thaw it and say it is back (as healthy as before), or start a deep sleeper's
@@ -209,7 +209,7 @@ class InstanceTask:
             if self.stopped:
                 self._quiet = not urgent
                 self._woken.set()
-            else:
+            elif self.asleep:
                 if self.frozen:
                     try:
                         await asyncio.to_thread(self.driver.thaw, self.a.instance_id)
@@ -217,39 +217,33 @@ class InstanceTask:
                         log.warning("instance %s could not be thawed: %s", self.a.instance_id, e)
                         return False
                     self.frozen = False
-                if self.asleep:
-                    self.asleep = False
-                    if self.status == InstanceStatus.HEALTHY:
-                        self.healthy.set()
-                    self._say(self.status, "Instance woke up", urgent)
-                return True
-        serving = asyncio.ensure_future(self.healthy.wait())
-        ended = asyncio.ensure_future(self.ended.wait())
-        await asyncio.wait({serving, ended}, timeout=WAKE_S, return_when=FIRST_COMPLETED)
-        serving.cancel()
-        ended.cancel()
+                self.asleep = False
+                if self.status == InstanceStatus.HEALTHY:
+                    self.healthy.set()
+                self._say(self.status, "Instance woke up", urgent)
+        if not self.healthy.is_set():  # started again, or still starting
+            await _first(self.healthy, self.ended, timeout=WAKE_S)
+            self._quiet = False
+            self.woken_at = time.monotonic()
         return self.healthy.is_set()
 
     async def _deep_sleep(self) -> SandboxState | None:
         """Stopped in place until woken (then its state running again) or stopped (None)."""
-        woken = asyncio.ensure_future(self._woken.wait())
-        stop = asyncio.ensure_future(self.stop_requested.wait())
-        await asyncio.wait({woken, stop}, return_when=FIRST_COMPLETED)
-        woken.cancel()
-        stop.cancel()
+        await _first(self._woken, self.stop_requested)
         if self.stop_requested.is_set():
             self._say(InstanceStatus.STOPPED, "Instance stopped.", urgent=True)
             return None
-        self._woken.clear()
-        try:
-            spec = self._made or await self._spec()
-            state = await asyncio.to_thread(self.driver.resume, self._boost(spec))
-        except (ImageError, ProcessError, SandboxError, OSError, ValueError) as e:
-            self._say(InstanceStatus.ERROR, str(e), urgent=True)
-            return None
-        self.stopped = self.asleep = False
-        self.started_at = datetime.now(UTC)
-        self._say(InstanceStatus.STARTING, "Instance is waking up")
+        async with self._freezer:  # a wake meanwhile waits for it to run, then for it to serve
+            self._woken.clear()
+            try:
+                spec = self._made = self._made or await self._spec()
+                state = await asyncio.to_thread(self.driver.resume, self._boost(spec))
+            except (ImageError, ProcessError, SandboxError, OSError, ValueError) as e:
+                self._say(InstanceStatus.ERROR, str(e), urgent=True)
+                return None
+            self.stopped = self.asleep = False
+            self.started_at = datetime.now(UTC)
+            self._say(InstanceStatus.STARTING, "Instance is waking up")
         return state
 
     def _boost(self, spec: SandboxSpec) -> SandboxSpec:
@@ -269,6 +263,7 @@ class InstanceTask:
             await asyncio.to_thread(self.driver.limit, self.a.instance_id, self._resources())
         except (SandboxError, OSError) as e:
             log.warning("instance %s: its CPU boost could not be undone: %s", self.a.instance_id, e)
+            self._boosted_until = time.monotonic() + 1.0  # again in a second
 
     async def _spec(self) -> SandboxSpec:
         """The sandbox, joined to its organization's private mesh when it has one."""
@@ -308,11 +303,7 @@ class InstanceTask:
             image = Image(digest="", rootfs=root / "rootfs", config=config)
             source = a.artifact.docker or DockerSource()
         else:
-            self._say(InstanceStatus.ALLOCATING, f"Pulling image {a.docker.image}")
-            creds = None
-            if a.registry_secret is not None:
-                creds = credentials_from_secret(a.registry_secret.kind, a.registry_secret.config)
-            image = await asyncio.to_thread(self.images.pull, a.docker.image or "", creds)
+            image = self._kept_image() or await self._pull()
             source = a.docker
         self.rootfs = image.rootfs
         proc = process_for(image, source, a.env)
@@ -327,6 +318,20 @@ class InstanceTask:
             hostname=a.hostname,
             ports=ports,
         )
+
+    def _kept_image(self) -> Image | None:
+        """The image an adopted instance runs from, while the node has it: the same one
+        again, even if its tag has moved since."""
+        digest = self.images.digest_of(self.rootfs) if self.rootfs else None
+        return self.images.get(digest) if digest else None
+
+    async def _pull(self) -> Image:
+        a = self.a
+        self._say(InstanceStatus.ALLOCATING, f"Pulling image {a.docker.image}")
+        creds = None
+        if a.registry_secret is not None:
+            creds = credentials_from_secret(a.registry_secret.kind, a.registry_secret.config)
+        return await asyncio.to_thread(self.images.pull, a.docker.image or "", creds)
 
     async def _start(self) -> SandboxState | None:
         try:
@@ -344,8 +349,8 @@ class InstanceTask:
         self._say(InstanceStatus.STARTING, "Instance is starting")
         return state
 
-    async def _watch(self, state: SandboxState, adopted: bool) -> None:
-        """Until it ends, is stopped, or has been put in deep sleep (`stopped`)."""
+    async def _watch(self, state: SandboxState, adopted: bool) -> bool:
+        """Until it ends or is stopped (True), or is put in deep sleep (False)."""
         a = self.a
         checks = list(a.health_checks)
         policy = _policy(checks)
@@ -363,14 +368,15 @@ class InstanceTask:
         while True:
             current = await asyncio.to_thread(self.driver.inspect, a.instance_id)
             if current.phase != Phase.RUNNING:
-                if not self.stopped:
-                    self._say(InstanceStatus.ERROR, exit_message(current, a), urgent=True)
-                return
+                if self.stopped:
+                    return False
+                self._say(InstanceStatus.ERROR, exit_message(current, a), urgent=True)
+                return True
             if self._boosted_until is not None and time.monotonic() > self._boosted_until:
                 await self._unboost()
             if self.asleep:  # no check of a frozen instance: it would fail
                 if await self._stopped(WATCH_S):
-                    return
+                    return True
                 continue
             now = time.time()
             for n, check in enumerate(checks):
@@ -387,8 +393,8 @@ class InstanceTask:
                     if verdict == health.Verdict.FAILED
                     else f"Restarted after {policy.restart_limit} failed health checks: "
                 )
-                self._say(InstanceStatus.ERROR, prefix + failing)
-                return
+                self._say(InstanceStatus.ERROR, prefix + failing, urgent=True)
+                return True
             new = {
                 health.Verdict.HEALTHY: InstanceStatus.HEALTHY,
                 health.Verdict.UNHEALTHY: InstanceStatus.UNHEALTHY,
@@ -408,7 +414,7 @@ class InstanceTask:
                 + [max(0.0, health.next_probe_at(policy, p) - time.time()) for p in probes]
             )
             if await self._stopped(wait):
-                return
+                return True
 
     async def _stopped(self, wait: float) -> bool:
         """Stop it if asked to within `wait` seconds (or until its watch should look
@@ -427,6 +433,16 @@ class InstanceTask:
         await asyncio.to_thread(self.driver.stop, self.a.instance_id, STOP_GRACE_S)
         self._say(InstanceStatus.STOPPED, "Instance stopped.")
         return True
+
+
+async def _first(*events: asyncio.Event, timeout: float | None = None) -> None:
+    """Until one of `events` is set (or `timeout` seconds have passed)."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 def write_hosts(state_dir: Path, app_id: str, text: str) -> Path:

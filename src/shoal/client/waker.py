@@ -10,13 +10,15 @@ WAKE_S = 30.0  # the longest a wake may take: a deep sleeper's app starting, the
 AWAKE, UNKNOWN, REFUSED = b"awake\n", b"unknown\n", b"refused\n"
 
 
-async def wake(socket: str, instance_id: str) -> bool:
-    """Ask the agent listening on `socket` to wake an instance: whether it serves again."""
-    reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(socket), TIMEOUT_S)
+async def wake(socket: str, instance_id: str, wait: float = WAKE_S) -> bool:
+    """Ask the agent listening on `socket` to wake an instance: whether it serves again
+    within `wait` seconds."""
+    connect = asyncio.open_unix_connection(socket)
+    reader, writer = await asyncio.wait_for(connect, min(TIMEOUT_S, wait))
     try:
         writer.write(f"wake {instance_id}\n".encode())
         await writer.drain()
-        return await asyncio.wait_for(reader.readline(), WAKE_S + TIMEOUT_S) == AWAKE
+        return await asyncio.wait_for(reader.readline(), wait) == AWAKE
     finally:
         writer.close()
         with contextlib.suppress(OSError):

@@ -239,8 +239,8 @@ def _fail(
 def _converge(d: DeploymentFact, instances: Iterable[InstanceFact]) -> list[Action]:
     """Start the replicas that are missing (or failed), wake the sleeping ones that count and
     stop the ones above the count. A region asleep (a count of 0) keeps its instances: in
-    light sleep all frozen, in deep sleep those that served stopped in place (the others,
-    never healthy, stop for good)."""
+    light sleep all frozen, in deep sleep the healthy (or sleeping) ones stopped in place;
+    the others stop for good."""
     out: list[Action] = []
     kept = [
         i for i in instances if i.deployment_id == d.id and i.live and i.desired != Desired.STOP

@@ -160,14 +160,18 @@ class Activator:
     async def _rouse(
         self, backend: str, service_id: str, asleep: tuple[EdgeServer, ...]
     ) -> EdgeServer | None:
-        """Wake the first sleeping instance whose agent is on this machine and can; None
-        when none could. The control plane is told once the first request has its answer
-        (it wakes the rest): the work that sets off would slow that answer down."""
+        """Wake the first sleeping instance whose agent is on this machine and can, within
+        HOLD_S; None when none could. The control plane is told once the first request has
+        its answer (it wakes the rest): the work that sets off would slow that answer down."""
+        deadline = time.monotonic() + HOLD_S
         for server in asleep:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             if not is_agent_socket(server.waker):
                 continue
             try:
-                awake = await wake(server.waker, server.id)
+                awake = await wake(server.waker, server.id, left)
             except (OSError, TimeoutError) as e:
                 log.info("waking %s: %s", server.id, e)
                 continue

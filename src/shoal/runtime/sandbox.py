@@ -152,10 +152,7 @@ class SandboxDriver:
             for name in MOUNTPOINTS:  # bwrap can't create them once the image is read-only
                 (spec.rootfs / name).mkdir(exist_ok=True)
             _file_mountpoints(spec)
-            proc = self._launch(spec, files, record)
-            self._children[spec.instance_id] = proc
-            record.started(proc.pid, start_time(proc.pid) or 0, time.time()).save(files.record)
-            self._wait_started(proc, files, cgroup)
+            self._run(spec, files, record, cgroup)
         except BaseException:
             self.destroy(spec.instance_id)
             raise
@@ -167,14 +164,10 @@ class SandboxDriver:
         record = self._existing(spec.instance_id)
         if self.inspect(spec.instance_id).phase is Phase.RUNNING:
             raise SandboxError(f"sandbox {spec.instance_id} is running")
-        files = self._files(spec.instance_id)
         cgroup = record.cgroup
         cgroup.limit(cgroups.limits_for(spec.resources))
-        proc = self._launch(spec, files, record)
-        self._children[spec.instance_id] = proc
-        record.started(proc.pid, start_time(proc.pid) or 0, time.time()).save(files.record)
         try:
-            self._wait_started(proc, files, cgroup)
+            self._run(spec, self._files(spec.instance_id), record, cgroup)
         except BaseException:
             cgroup.kill_all()
             raise
@@ -182,6 +175,15 @@ class SandboxDriver:
 
     def limit(self, instance_id: str, resources: Resources) -> None:
         self._existing(instance_id).cgroup.limit(cgroups.limits_for(resources))
+
+    def _run(
+        self, spec: SandboxSpec, files: InstanceFiles, record: Record, cgroup: cgroups.Cgroup
+    ) -> None:
+        """Launch bwrap, record it, and return once the instance's command runs."""
+        proc = self._launch(spec, files, record)
+        self._children[spec.instance_id] = proc
+        record.started(proc.pid, start_time(proc.pid) or 0, time.time()).save(files.record)
+        self._wait_started(proc, files, cgroup)
 
     def _launch(
         self, spec: SandboxSpec, files: InstanceFiles, record: Record

@@ -36,7 +36,11 @@ from shoal.store.tables import (
 )
 
 GONE = (ServiceStatus.DELETING.value, ServiceStatus.DELETED.value)
-_ASLEEP = [d.value for d in ASLEEP]
+# Instances a sleeping region keeps, frozen or stopped in place.
+KEPT_ASLEEP = (
+    Instance.status == InstanceStatus.SLEEPING.value,
+    Instance.desired.in_([d.value for d in ASLEEP]),
+)
 
 
 def table(s: Session, base_domain: str) -> EdgeTable:
@@ -72,8 +76,7 @@ def table(s: Session, base_domain: str) -> EdgeTable:
         select(*located, Node.waker)
         .join(Node, Node.id == Instance.node_id)
         .where(
-            Instance.status == InstanceStatus.SLEEPING.value,
-            Instance.desired.in_(_ASLEEP),
+            *KEPT_ASLEEP,
             Instance.address.is_not(None),
         )
     ):
@@ -137,19 +140,15 @@ def wake(s: Session, service_id: str) -> bool:
             ServiceScale.service_id == service_id, ServiceScale.replicas == 0
         )
     ).all():
-        # A region gets back all the instances it keeps asleep (a thaw or a restart in
-        # place is cheap); the autoscaler scales it down from there.
-        kept = (
-            s.scalar(
-                select(func.count()).where(
-                    Instance.service_id == service_id,
-                    Instance.region == region,
-                    Instance.desired.in_(_ASLEEP),
-                    Instance.status == InstanceStatus.SLEEPING.value,
-                )
+        # A region gets back every instance it keeps asleep (a thaw or a restart in place
+        # is cheap; a count up to the highest replica kept, so none of them is scaled
+        # down); the autoscaler scales it down from there.
+        highest = s.scalar(
+            select(func.max(Instance.replica_index)).where(
+                Instance.service_id == service_id, Instance.region == region, *KEPT_ASLEEP
             )
-            or 0
         )
+        count = 1 if highest is None else highest + 1
         # Only if still asleep: the edge and the node's report may wake it at once.
         done = s.execute(  # an UPDATE: a CursorResult, which has the rows' count
             update(ServiceScale)
@@ -158,7 +157,7 @@ def wake(s: Session, service_id: str) -> bool:
                 ServiceScale.region == region,
                 ServiceScale.replicas == 0,
             )
-            .values(replicas=max(1, kept), changed_at=now, panic_at=None, light=False)
+            .values(replicas=count, changed_at=now, panic_at=None, light=False)
             .execution_options(synchronize_session=False)
         )
         if cast(CursorResult[Any], done).rowcount:

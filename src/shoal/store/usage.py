@@ -44,7 +44,8 @@ def ended(s: Session, inst: Instance) -> None:
 
 
 def slept(s: Session, instance_id: str, at: datetime) -> None:
-    """The instance was frozen at `at` (light sleep): free from then until it wakes."""
+    """The instance went to sleep at `at` (frozen, or stopped in place): free from then
+    until it wakes."""
     if s.scalars(_open_sleeps(instance_id)).first() is None:
         s.add(InstanceSleep(instance_id=instance_id, started_at=at, ended_at=None))
 
