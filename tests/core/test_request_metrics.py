@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from shoal.core.metrics import (
     RETENTION_S,
     RequestMetrics,
@@ -99,3 +101,40 @@ def test_resource_samples_are_kept_an_hour_and_averaged_per_step():
     m.add_resources([used(5000, 1, 1)], 5000)
     m.forget({"svc"})
     assert m.services() == set()
+
+
+def test_samples_added_while_another_thread_reads_them():
+    """The API adds samples on its event loop while the autoscaler reads them in a thread
+    (the reads once failed: "dictionary changed size during iteration")."""
+    metrics = RequestMetrics()
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                metrics.resources("svc", 0, 1e9)
+                metrics.samples("svc", 0, 1e9)
+                metrics.services()
+        except RuntimeError as e:
+            failures.append(e)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for n in range(3_000):
+        used = ResourceSample(
+            service_id="svc",
+            instance_id=f"i{n}",
+            at=n,
+            cpu_percent=1,
+            memory_bytes=1,
+            memory_limit_bytes=2,
+        )
+        metrics.add_resources([used], now=n)
+        served = RequestSample(service_id="svc", instance_id=f"i{n}", at=n, seconds=1, requests=1)
+        metrics.add([served], now=n)
+        if failures:
+            break
+    done.set()
+    reader.join()
+    assert not failures

@@ -135,8 +135,11 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush.wait(), FLUSH_S)
             self._flush.clear()
-            for instance_id in list(self.tasks):
-                self._collect_logs(instance_id)
+            for instance_id, task in list(self.tasks.items()):
+                # Not a sleeper's: frozen or stopped, it writes nothing (what it wrote last
+                # is read once it wakes, or ends).
+                if not (task.frozen or task.stopped):
+                    self._collect_logs(instance_id)
             if time.monotonic() >= next_sample:
                 next_sample = time.monotonic() + SAMPLE_S
                 used = await asyncio.to_thread(self.sampler.sample, dict(self.tasks), time.time())

@@ -1,6 +1,7 @@
 """Each running instance's use of its instance type, sampled for the control plane: CPU as
 a percentage of the type's vCPU over the time since the last sample, and memory in use (the
-autoscaler's `average_cpu` and `average_mem`, Koyeb's CPU_TOTAL_PERCENT and MEM_RSS)."""
+autoscaler's `average_cpu` and `average_mem`, Koyeb's CPU_TOTAL_PERCENT and MEM_RSS).
+Sleeping instances are not sampled: they use no CPU, and a node may keep a thousand."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from shoal.runtime.driver import Driver, SandboxError
 class Running(Protocol):
     a: Assignment
     address: str | None  # set once its sandbox runs
+    asleep: bool
 
 
 class Sampler:
@@ -25,7 +27,8 @@ class Sampler:
     def sample(self, tasks: Mapping[str, Running], now: float) -> list[ResourceSample]:
         out = []
         for instance_id, task in tasks.items():
-            if task.address is None:
+            if task.address is None or task.asleep:
+                self._last.pop(instance_id, None)  # awake again, it starts afresh
                 continue
             try:
                 used = self._driver.usage(instance_id)

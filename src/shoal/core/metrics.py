@@ -9,12 +9,14 @@ are nearest-rank over the requests timed in the window. A service's requests tha
 instance could answer (503 from the edge) carry no instance.
 
 `RequestMetrics` keeps each instance's samples for RETENTION_S and answers queries over
-them; time always comes in as a parameter.
+them; time always comes in as a parameter. It is shared by the API's event loop, which adds
+samples, and the autoscaler's thread, which reads them: a lock keeps each call whole.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -89,36 +91,40 @@ class RequestMetrics:
         self._samples: dict[tuple[str, str | None], deque[RequestSample]] = {}
         self._codes: dict[tuple[str, str | None], dict[str, int]] = {}
         self._used: dict[tuple[str, str], deque[ResourceSample]] = {}
+        self._lock = threading.Lock()
 
     def add_resources(self, samples: Iterable[ResourceSample], now: float) -> None:
-        for s in samples:
-            self._used.setdefault((s.service_id, s.instance_id), deque()).append(s)
-        for key, kept in list(self._used.items()):
-            while kept and kept[0].at < now - RETENTION_S:
-                kept.popleft()
-            if not kept:
-                del self._used[key]
+        with self._lock:
+            for s in samples:
+                self._used.setdefault((s.service_id, s.instance_id), deque()).append(s)
+            for key, kept in list(self._used.items()):
+                while kept and kept[0].at < now - RETENTION_S:
+                    kept.popleft()
+                if not kept:
+                    del self._used[key]
 
     def resources(
         self, service_id: str, start: float, end: float, instance_id: str | None = None
     ) -> dict[str, list[ResourceSample]]:
         """Instance id -> its resource samples taken in (start, end]."""
         out = {}
-        for (svc, inst), kept in self._used.items():
-            if svc == service_id and (instance_id is None or inst == instance_id):
-                found = [s for s in kept if start < s.at <= end]
-                if found:
-                    out[inst] = found
+        with self._lock:
+            for (svc, inst), kept in self._used.items():
+                if svc == service_id and (instance_id is None or inst == instance_id):
+                    found = [s for s in kept if start < s.at <= end]
+                    if found:
+                        out[inst] = found
         return out
 
     def add(self, samples: Iterable[RequestSample], now: float) -> None:
-        for s in samples:
-            key = (s.service_id, s.instance_id)
-            self._samples.setdefault(key, deque()).append(s)
-            codes = self._codes.setdefault(key, defaultdict(int))
-            for code, n in s.codes.items():
-                codes[code] += n
-        self._expire(now)
+        with self._lock:
+            for s in samples:
+                key = (s.service_id, s.instance_id)
+                self._samples.setdefault(key, deque()).append(s)
+                codes = self._codes.setdefault(key, defaultdict(int))
+                for code, n in s.codes.items():
+                    codes[code] += n
+            self._expire(now)
 
     def _expire(self, now: float) -> None:
         for key, kept in list(self._samples.items()):
@@ -129,11 +135,12 @@ class RequestMetrics:
 
     def forget(self, service_ids: set[str]) -> None:
         """Drop deleted services."""
-        for store in (self._samples, self._codes):
-            for key in [k for k in store if k[0] in service_ids]:
-                del store[key]
-        for used in [k for k in self._used if k[0] in service_ids]:
-            del self._used[used]
+        with self._lock:
+            for store in (self._samples, self._codes):
+                for key in [k for k in store if k[0] in service_ids]:
+                    del store[key]
+            for used in [k for k in self._used if k[0] in service_ids]:
+                del self._used[used]
 
     def samples(
         self, service_id: str, start: float, end: float, instance_id: str | None = None
@@ -141,18 +148,21 @@ class RequestMetrics:
         """Instance id -> its samples whose window ended in (start, end]: of one instance, or
         of all of a service's."""
         out = {}
-        for (svc, inst), kept in self._samples.items():
-            if svc == service_id and (instance_id is None or inst == instance_id):
-                out[inst] = [s for s in kept if start < s.at <= end]
+        with self._lock:
+            for (svc, inst), kept in self._samples.items():
+                if svc == service_id and (instance_id is None or inst == instance_id):
+                    out[inst] = [s for s in kept if start < s.at <= end]
         return {inst: found for inst, found in out.items() if found}
 
     def services(self) -> set[str]:
         """The services anything is held for."""
-        return {svc for svc, _ in (*self._codes, *self._samples, *self._used)}
+        with self._lock:
+            return {svc for svc, _ in (*self._codes, *self._samples, *self._used)}
 
     def totals(self, service_ids: set[str]) -> dict[tuple[str, str | None], dict[str, int]]:
         """(service, instance) -> requests by status class since the platform started."""
-        return {k: dict(v) for k, v in self._codes.items() if k[0] in service_ids}
+        with self._lock:
+            return {k: dict(v) for k, v in self._codes.items() if k[0] in service_ids}
 
 
 def series(
