@@ -217,9 +217,13 @@ class Agent:
         http: httpx.AsyncClient,
     ) -> None:
         listed = {a.instance_id for a in assignments}
-        for a in assignments:  # the names of the private mesh, as they are now
-            if a.mesh is not None and a.instance_id in self.tasks:
-                write_hosts(self.state_dir, a.app_id, a.mesh.hosts)
+        hosts = {  # the names of the private mesh, as they are now: one file an app
+            a.app_id: a.mesh.hosts
+            for a in assignments
+            if a.mesh is not None and a.instance_id in self.tasks
+        }
+        for app_id, text in hosts.items():
+            write_hosts(self.state_dir, app_id, text)
         for a in assignments:
             task = self.tasks.get(a.instance_id)
             if a.desired == Desired.STOP:
@@ -256,12 +260,16 @@ class Agent:
         for instance_id in set(adopted) - listed:
             await asyncio.to_thread(self.driver.destroy, instance_id)
 
-    def _prune_images(self) -> None:
+    async def _prune_images(self) -> None:
         """Remove the images no instance of this node runs (its image store is its own).
         Skipped while an instance is still pulling: its image is not known to be kept yet."""
-        if any(task.rootfs is None for task in self.tasks.values()):
+        roots = [task.rootfs for task in self.tasks.values()]  # (on the loop, which adds tasks)
+        if any(root is None for root in roots):
             return
-        keep = {self.images.digest_of(t.rootfs) for t in self.tasks.values() if t.rootfs}
+        await asyncio.to_thread(self._prune, [root for root in roots if root is not None])
+
+    def _prune(self, roots: list[Path]) -> None:
+        keep = {self.images.digest_of(root) for root in roots}
         self.images.prune({d for d in keep if d})
 
     def _spawn(
@@ -282,7 +290,7 @@ class Agent:
                 self._collect_logs(a.instance_id)
                 await asyncio.to_thread(self.driver.destroy, a.instance_id)
                 self.tasks.pop(a.instance_id, None)
-                await asyncio.to_thread(self._prune_images)
+                await self._prune_images()
                 self.follower.forget(a.instance_id)
                 # An instance runs once: its end may not have reached the API yet when the
                 # next assignments arrive, and a replacement is a new instance.
