@@ -435,7 +435,10 @@ def test_an_organizations_instances_reach_its_private_services_by_name(platform,
     [address] = [line.split()[0] for line in hosts.splitlines() if line.endswith(" db")]
 
     # Another organization's instance: the name does not resolve, the address does not connect.
-    spy_hosts = get(platform, mesh["spy"], "/cgi-bin/hosts").text
-    assert " db" not in spy_hosts and address not in spy_hosts
+    spy_hosts = until(  # healthy for the API, then in the edge's table
+        "the spy's caller through the edge",
+        lambda: (r := get(platform, mesh["spy"], "/cgi-bin/hosts")).status_code == 200 and r.text,
+    )
+    assert "localhost" in spy_hosts and " db" not in spy_hosts and address not in spy_hosts
     assert call(mesh["spy"], "", "db:8000").strip().endswith("FAILED")
     assert call(mesh["spy"], "", f"{address}:8000").strip().endswith("FAILED")
