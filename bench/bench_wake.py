@@ -14,9 +14,11 @@ run on the node's stack) twice, both `min: 0`:
 Both run as the default instance type, nano (a quarter of a vCPU; its start-up CPU boost
 gives it a whole one until healthy). Each run waits until both sleep (light: the
 instance's cgroup frozen; deep: no process left in it), then times one GET through the
-edge to each, from the connect to the last byte of the answer (a raw socket, a new
-connection, as a browser's first request). The floor: the same app started as a plain host
-process, timed from its start to its first answer, polled every 1 ms, in the same run.
+edge to each (the next only once the control plane has the last one awake again: a wake
+is timed on a platform otherwise at rest, not while it digests the one before), from the
+connect to the last byte of the answer (a raw socket, a new connection, as a browser's
+first request). The floor: the same app started as a plain host process, timed from its
+start to its first answer, polled every 1 ms, in the same run.
 Prints p50 and p99 of each over the runs. Goals (issue 6): light wake p99 under 10 ms; deep
 wake p99 within 30 ms of the direct start.
 
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +148,11 @@ class Sleeper:
         listed = self.api.get("/v1/instances", params={"service_id": self.service_id})
         return [i for i in listed.json()["instances"] if i["status"] not in ("STOPPED", "ERROR")]
 
+    def status(self) -> str:
+        return str(self.api.get(self.dep).json()["deployment"]["status"])
+
     def asleep(self) -> bool:
-        if self.api.get(self.dep).json()["deployment"]["status"] != "SLEEPING":
+        if self.status() != "SLEEPING":
             return False
         live = self.instances()
         if not live or any(i["status"] != "SLEEPING" for i in live):
@@ -157,10 +163,16 @@ class Sleeper:
         return all(c.is_frozen() for c in cgroups)
 
     def wait_asleep(self) -> None:
+        self._wait(self.asleep, "go to sleep")
+
+    def wait_awake(self) -> None:
+        self._wait(lambda: self.status() == "HEALTHY", "wake")
+
+    def _wait(self, done: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + 300
-        while not self.asleep():
+        while not done():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name}: the service did not go to sleep")
+                raise TimeoutError(f"{self.name}: the service did not {what}")
             time.sleep(0.1)
 
 
@@ -238,6 +250,7 @@ def wakes(api: httpx.Client, edge: str, source: Path, runs: int) -> dict[str, li
             if n:  # the first also builds the app
                 took[s.name].append(seconds)
             line.append(f"{s.name} {seconds * 1000:.1f} ms")
+            s.wait_awake()  # the platform done with this wake before the next is timed
         if n:
             took["direct"].append(direct(source))
         print(f"  run {n}: " + ", ".join(line), flush=True)
