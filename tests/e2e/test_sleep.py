@@ -25,7 +25,7 @@ from tests.e2e.test_edge import service
 from tests.e2e.test_service_lifecycle import until
 from tests.support.registry import ImageBuilder, Registry
 
-from shoal.runtime.cgroups import Cgroup, detect
+from shoal.runtime.cgroups import Cgroup, CgroupVersion, detect
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,8 @@ def test_an_idle_service_sleeps_and_a_burst_wakes_it_once(
     [again] = nap.instances()
     assert again["id"] == first["id"] and cgroup.pids()
     until("HEALTHY again", lambda: nap.status() == "HEALTHY")
+    # It started again with a whole vCPU (the start-up boost), back to a nano's once healthy.
+    assert cpu_quota(cgroup) == 25_000
 
 
 def _agent_pids(shoal: Shoal) -> list[int]:
@@ -124,6 +126,13 @@ def _agent_pids(shoal: Shoal) -> list[int]:
     pattern = f"shoal agent --api {shoal.url} --region fra"
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def cpu_quota(cgroup: Cgroup) -> int:
+    """The cgroup's CPU quota, in microseconds a 100 ms period."""
+    if cgroup.version is CgroupVersion.V1:
+        return int((cgroup.dirs["cpu"] / "cpu.cfs_quota_us").read_text())
+    return int((cgroup.dirs[""] / "cpu.max").read_text().split()[0])
 
 
 def stopped(nap: Napper, instance_id: str, cgroup: Cgroup) -> bool:
