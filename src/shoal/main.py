@@ -567,6 +567,7 @@ def agent(
     from shoal.build.image import ImageStore
     from shoal.client.node import NodeClient
     from shoal.core.assignment import NodeHello
+    from shoal.edge import haproxy
     from shoal.runtime.driver import SandboxUnavailable
     from shoal.runtime.sandbox import SandboxDriver
 
@@ -590,7 +591,9 @@ def agent(
         waker=str(waker),
     )
     client = NodeClient(api, token_file.read_text().strip())
-    node = Agent(client, driver, ImageStore(images), hello, data_dir, waker)
+    edge_account = haproxy.account()  # the edge's HAProxy wakes instances itself
+    waker_group = grp.getgrnam(edge_account).gr_gid if edge_account else None
+    node = Agent(client, driver, ImageStore(images), hello, data_dir, waker, waker_group)
 
     async def run() -> None:
         try:

@@ -5,6 +5,8 @@ frozen and stopped instances through the same path)."""
 from __future__ import annotations
 
 import asyncio
+import grp
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -40,3 +42,23 @@ def test_wake_answers_for_the_nodes_own_instances(tmp_path: Path):
     assert asyncio.run(scenario()) == [True, False, False]
     assert (tasks["asleep"].asked, tasks["stopping"].asked) == (1, 1)
     assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700  # the agent's user only
+
+
+def test_the_edges_haproxy_group_may_ask_too(tmp_path: Path):
+    """Its HAProxy drops root for the `haproxy` account and asks itself (edge/wake.lua)."""
+    sock = tmp_path / "shoal-agent-x" / "waker.sock"
+    sock.parent.mkdir()
+    group = grp.getgrnam("nogroup").gr_gid if os.geteuid() == 0 else os.getgid()
+
+    async def scenario() -> bool:
+        server = asyncio.create_task(Waker(sock, lambda: {"i": Task(True)}, group).serve())
+        while not sock.exists() or sock.stat().st_gid != group:
+            await asyncio.sleep(0.01)
+        try:
+            return await wake(str(sock), "i")
+        finally:
+            server.cancel()
+
+    assert asyncio.run(scenario())
+    for where, mode in ((sock, 0o660), (sock.parent, 0o710)):
+        assert (stat.S_IMODE(where.stat().st_mode), where.stat().st_gid) == (mode, group)

@@ -17,6 +17,7 @@ from shoal.edge.haproxy_config import (
     render_edge,
     route_map,
     server_line,
+    sleeper,
     sources_map,
 )
 
@@ -65,6 +66,7 @@ def test_prefix_stripping_rules():
         "/run/edge.sock",
         "/run/requests.sock",
         "/run/activator.sock",
+        "/run/sleepers.map",
     )
     assert "replace-path '^/api\\.v1/?(.*)$' '/\\1'" in cfg
     assert "server i1 10.0.0.1:9000 proto h2" in cfg
@@ -79,6 +81,7 @@ def test_haproxy_takes_both_configurations(tmp_path: Path):
     assert haproxy
     (tmp_path / "routes.map").write_text(route_map([("fra@a.x/", "r-a")]))
     (tmp_path / "sources.map").write_text("10.0.0.0/8 was\n")
+    (tmp_path / "sleepers.map").write_text("")
     edge = render_edge(
         "127.0.0.1",
         8080,
@@ -88,6 +91,7 @@ def test_haproxy_takes_both_configurations(tmp_path: Path):
         str(tmp_path / "edge.sock"),
         str(tmp_path / "requests.sock"),
         str(tmp_path / "activator.sock"),
+        str(tmp_path / "sleepers.map"),
         [("t-20000", "", 20000, [server_line("i1", "10.0.0.1", 7000, False)])],
     )
     assert "listen t-20000\n    bind 127.0.0.1:20000" in edge
@@ -101,3 +105,11 @@ def test_haproxy_takes_both_configurations(tmp_path: Path):
             [haproxy, "-c", "-f", str(tmp_path / name)], capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr
+
+
+def test_a_sleeper_entry_is_one_word_of_four_parts():
+    sock = "/tmp/shoal-agent-x/waker.sock"
+    assert sleeper(sock, "i1", "10.0.0.1", 8000) == f"{sock},i1,10.0.0.1,8000"
+    assert sleeper("/tmp/a b/waker.sock", "i1", "10.0.0.1", 8000) is None  # the map splits it
+    assert sleeper("/tmp/a,b/waker.sock", "i1", "10.0.0.1", 8000) is None  # wake.lua would
+    assert sleeper("", "i1", "10.0.0.1", 8000) is None

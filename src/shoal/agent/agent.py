@@ -58,9 +58,11 @@ class Agent:
         hello: NodeHello,
         state_dir: Path,
         waker: Path | None = None,
+        waker_group: int | None = None,
     ) -> None:
-        """`waker`: the Unix socket where an edge on this machine asks for a thaw (None: the
-        control plane's wake only)."""
+        """`waker`: the Unix socket where an edge on this machine asks for a wake (None: the
+        control plane's wake only); `waker_group`: the group besides this user's that may
+        ask (the edge's HAProxy, once it dropped root)."""
         self.client = client
         self.driver = driver
         self.images = images
@@ -83,7 +85,7 @@ class Agent:
         self._used: list[ResourceSample] = []  # instances' use of their type, not sent yet
         self._changes: set[asyncio.Task[Any]] = set()  # instances falling asleep or waking
         self.node_id = ""
-        self.waker = Waker(waker, lambda: self.tasks) if waker else None
+        self.waker = Waker(waker, lambda: self.tasks, waker_group) if waker else None
 
     # -- reports -------------------------------------------------------------------------------
 

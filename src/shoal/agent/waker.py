@@ -8,7 +8,9 @@ One line each way on a connection: `wake <instance id>` is answered `awake` once
 (or already did), `unknown` for an instance the node does not run, `refused` for one that
 cannot be woken (stopping, or failing to start). A line protocol rather than HTTP: the wake
 is on the first request's path, and an HTTP client and server cost 2-3 ms there, a line
-0.1-0.5 ms. The socket is in a directory only the agent's user can enter.
+0.1-0.5 ms. The edge's HAProxy asks itself (edge/wake.lua), the edge's activator when that
+could not. The socket is in a directory only the agent's user can enter, and the group it is
+given (HAProxy's, which drops root).
 """
 
 from __future__ import annotations
@@ -24,13 +26,23 @@ from shoal.client.waker import AWAKE, REFUSED, TIMEOUT_S, UNKNOWN
 
 
 class Waker:
-    def __init__(self, socket: Path, tasks: Callable[[], Mapping[str, InstanceTask]]) -> None:
+    def __init__(
+        self,
+        socket: Path,
+        tasks: Callable[[], Mapping[str, InstanceTask]],
+        group: int | None = None,
+    ) -> None:
         self.socket = socket
         self._tasks = tasks
+        self._group = group
 
     async def serve(self) -> None:
         os.chmod(self.socket.parent, 0o700)
         server = await asyncio.start_unix_server(self._serve, str(self.socket))
+        if self._group is not None:
+            for where, mode in ((self.socket, 0o660), (self.socket.parent, 0o710)):
+                os.chown(where, -1, self._group)
+                os.chmod(where, mode)
         async with server:
             await server.serve_forever()
 

@@ -5,11 +5,13 @@ each up to HOLD_S) until the edge's table has an instance for the route, then pr
 to one. A request to a service that is not asleep (paused, failing) gets the 503 at once.
 
 A sleeping service keeps its instances on their nodes (frozen in light sleep, stopped in deep
-sleep): the activator asks the node's agent to wake one directly (agent/waker.py, a Unix
-socket of this machine) and proxies to it as soon as it answers (a thaw; or its command
-started again and healthy), and tells the control plane once that first answer is on its
-way; the woken instance takes the route's requests until the edge's table has it serving
-again. An instance whose agent is on another machine is woken through the control plane.
+sleep). When one of them sleeps on this machine, HAProxy itself asks the node's agent to wake
+it and sends the request straight there (wake.lua): the activator sees only what that could
+not do. It asks the agents of this machine to wake one (agent/waker.py) and proxies to it as
+soon as it answers (a thaw; or its command started again and healthy), and tells the control
+plane once that first answer is on its way; the woken instance takes the route's requests
+until the edge's table has it serving again. An instance whose agent is on another machine
+is woken through the control plane.
 
 HAProxy tells it the route in a header (ROUTE_HEADER: "<backend> <service id>"), and has
 already taken the route's prefix off the path.

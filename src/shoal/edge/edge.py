@@ -32,7 +32,7 @@ from shoal.core.catalog import KNOWN_REGIONS
 from shoal.core.edge import EdgeServer, EdgeTable, choices, layout, server_changes
 from shoal.core.mesh import MESH_POOL
 from shoal.edge import haproxy, request_log
-from shoal.edge.activator import Activator
+from shoal.edge.activator import Activator, is_agent_socket
 from shoal.edge.haproxy_config import (
     NO_INSTANCE,
     Backend,
@@ -41,6 +41,7 @@ from shoal.edge.haproxy_config import (
     render_edge,
     route_map,
     server_line,
+    sleeper,
 )
 from shoal.edge.metrics import report_requests
 from shoal.edge.runtime_api import Refused, RuntimeApi
@@ -75,6 +76,8 @@ class Edge:
         self._host, self._port, self._user = host, port, user
         self._config = run_dir / "edge.cfg"
         self._map = run_dir / "routes.map"
+        self._sleepers_map = run_dir / "sleepers.map"
+        self._sleepers: dict[str, str] = {}  # backend -> its sleeper, as HAProxy has them
         self._request_log = run_dir / "requests.sock"
         self._activator_socket = run_dir / "activator.sock"
         self._pools: dict[str, tuple[EdgeServer, ...]] = {}  # backend -> servers applied
@@ -104,7 +107,7 @@ class Edge:
 
     async def run(self) -> None:
         self._mesh = await asyncio.to_thread(_mesh_addresses_local)
-        self._write(self._applied)
+        self._write(self._applied, {})
         await asyncio.to_thread(haproxy.check, self._binary, self._config)
         group = grp.getgrnam(self._user).gr_gid if self._user else None
         transport, requests = await request_log.listen(self._request_log, group)
@@ -143,19 +146,20 @@ class Edge:
 
     async def apply(self, table: EdgeTable) -> None:
         async with self._lock:
+            sleepers = wakeable(table)
             if layout(table) != layout(self._applied):
-                await self._reload(table)
+                await self._reload(table, sleepers)
                 return
             try:
-                await self._change_servers(table)
+                await self._change_servers(table, sleepers)
             except (Refused, OSError) as e:
                 log.warning("runtime API: %s; reloading instead", e)
-                await self._reload(table)
+                await self._reload(table, sleepers)
                 return
-            self._write(table)  # what a restarted HAProxy starts from
+            self._write(table, sleepers)  # what a restarted HAProxy starts from
             self._applied = table
 
-    async def _change_servers(self, table: EdgeTable) -> None:
+    async def _change_servers(self, table: EdgeTable, sleepers: dict[str, str]) -> None:
         http2 = {
             r.backend(region): r.protocol == "http2" for r in table.routes for region in r.pools()
         }
@@ -177,6 +181,14 @@ class Edge:
             if before.get((client, host, path)) != backend:
                 key = map_key(client, host, path)
                 await self._api.change(f"set map {self._map} {key} {backend}")
+        for backend, entry in sleepers.items():
+            if backend not in self._sleepers:
+                await self._api.change(f"add map {self._sleepers_map} {backend} {entry}")
+            elif self._sleepers[backend] != entry:
+                await self._api.change(f"set map {self._sleepers_map} {backend} {entry}")
+        for backend in self._sleepers.keys() - sleepers.keys():
+            await self._api.change(f"del map {self._sleepers_map} {backend}")
+        self._sleepers = sleepers
         for backend, server_id in changes.removed:
             await self._api.change(f"set server {backend}/{server_id} state drain")
             self._draining[backend, server_id] = time.monotonic() + DRAIN_S
@@ -200,13 +212,14 @@ class Edge:
                         continue
                     del self._draining[backend, server]
 
-    async def _reload(self, table: EdgeTable) -> None:
-        self._write(table)
+    async def _reload(self, table: EdgeTable, sleepers: dict[str, str]) -> None:
+        kept = self._sleepers
+        self._write(table, sleepers)
         try:
             await asyncio.to_thread(haproxy.check, self._binary, self._config)
         except ValueError as e:  # a table HAProxy cannot take: keep serving the last one
             log.error("HAProxy refuses the new configuration: %s", e)
-            self._write(self._applied)
+            self._write(self._applied, kept)
             return
         self._applied = table
         self._draining.clear()  # the reloaded configuration holds only the current servers
@@ -240,8 +253,8 @@ class Edge:
             await asyncio.sleep(0.05)
         return None
 
-    def _write(self, table: EdgeTable) -> None:
-        """The configuration and the route map for `table`, each replaced at once."""
+    def _write(self, table: EdgeTable, sleepers: dict[str, str]) -> None:
+        """The configuration and the maps for `table`, each replaced at once."""
         backends: dict[str, tuple[Backend, list[str]]] = {}
         for r in table.routes:
             http2 = r.protocol == "http2"
@@ -272,6 +285,8 @@ class Edge:
             for (client, host, path), backend in choices(table, self._regions.regions).items()
         ]
         _replace(self._map, route_map(entries))
+        _replace(self._sleepers_map, route_map(list(sleepers.items())))
+        self._sleepers = sleepers
         config = render_edge(
             self._host,
             self._port,
@@ -281,10 +296,26 @@ class Edge:
             str(self._api.socket),
             str(self._request_log),
             str(self._activator_socket),
+            str(self._sleepers_map),
             tcp,
             self._user,
         )
         _replace(self._config, config)
+
+
+def wakeable(table: EdgeTable) -> dict[str, str]:
+    """The backends HAProxy wakes an instance for itself (haproxy_config.render_edge): those
+    with no server whose closest sleeping instance that this machine's agent can wake is
+    there to be woken -> that instance, as the map of sleepers has it."""
+    found = {}
+    for r in table.routes:
+        for region, servers in r.pools().items():
+            near = next((s for s in r.asleep_near(region) if is_agent_socket(s.waker)), None)
+            if servers or near is None:
+                continue
+            if entry := sleeper(near.waker, near.id, near.address, near.port):
+                found[r.backend(region)] = entry
+    return found
 
 
 def _mesh_addresses_local() -> bool:

@@ -12,7 +12,9 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from shoal.client.waker import WAKE_S
 from shoal.edge.activator import ROUTE_HEADER
 from shoal.edge.request_log import LOG_ALL_RATE, LOG_FORMAT, LOG_SAMPLE
 
@@ -79,6 +81,7 @@ backend api_reads
 WHERE = "req.hdr(host),field(1,:),lower,concat(,txn.path,/)"
 ROUTE_KEY = "var(txn.region),concat(@,txn.where)"
 NO_APP = "No app answers at this address.\n"
+WAKE_LUA = Path(__file__).with_name("wake.lua")
 NO_INSTANCE = "No healthy instance of this service can answer right now: retry shortly.\n"
 
 
@@ -152,6 +155,16 @@ def sources_map(text: str, regions: tuple[str, ...]) -> str:
     return "".join(out)
 
 
+def sleeper(socket: str, instance_id: str, address: str, port: int) -> str | None:
+    """A route's entry in the map of sleepers, as wake.lua reads it: the agent's wake socket,
+    the instance, where it listens; None when a part would not survive the map (a space, a
+    comma)."""
+    parts = (socket, instance_id, address, str(port))
+    if any(not p or "," in p or any(c.isspace() for c in p) for p in parts):
+        return None
+    return ",".join(parts)
+
+
 def server_line(name: str, address: str, port: int, http2: bool) -> str:
     """A server as written in the configuration and as given to `add server`."""
     return f"{name} {address}:{port}" + (" proto h2" if http2 else "")
@@ -166,6 +179,7 @@ def render_edge(
     stats_socket: str,
     request_log: str,
     activator: str,
+    sleepers_map: str,
     tcp: Sequence[tuple[str, str, int, list[str]]] = (),
     user: str | None = None,
 ) -> str:
@@ -173,16 +187,28 @@ def render_edge(
     servers (`server_line`s), and a TCP listener for each of `tcp` ((name, address, port,
     server lines); on HOST when the address is ""). Requests are logged to the Unix datagram
     socket `request_log`, in request_log.LOG_FORMAT (sampled above LOG_ALL_RATE a second).
-    Each backend's backup server is the activator, on the Unix socket `activator`: it takes
-    what no instance can."""
+
+    A backend whose every instance sleeps on this machine has an entry in `sleepers_map`
+    (backend -> `sleeper`): HAProxy asks the agent to wake that instance (wake.lua) and sends
+    the request to it through the `woken` server, whose address is the request's destination,
+    set to the instance's (weight 0: it takes no other request). Each backend's backup server
+    is the activator, on the Unix socket `activator`: it takes what no instance can (asleep
+    elsewhere, or not woken)."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
     by_source = f"src,map_ip({client.sources_map},{client.default})"
+    woken = "{ var(txn.woken_ip) -m found }"
     pools = "".join(
         f"""
 backend {b.name}
     balance leastconn
     http-request set-header {ROUTE_HEADER} "{b.name} {b.service_id}"
+    http-request set-var(txn.asleep) be_name,map({sleepers_map})
+    http-request lua.shoal_wake {WAKE_S:g} if {{ var(txn.asleep) -m found }}
+    http-request set-dst var(txn.woken_ip) if {woken}
+    http-request set-dst-port var(txn.woken_port) if {woken}
+    use-server woken if {woken}
 {_strip(b.path)}    server wake unix@{activator} backup
+    server {server_line("woken", "0.0.0.0", 0, b.http2)} weight 0
 """
         + "".join(f"    server {line}\n" for line in servers)
         for b, servers in backends
@@ -192,6 +218,7 @@ global
     maxconn {MAXCONN}
     stats socket {stats_socket} mode 600 level admin expose-fd listeners
     hard-stop-after 5m
+    lua-load {WAKE_LUA}
     log unix@{request_log} len 512 format raw local0
 {identity}
 defaults
