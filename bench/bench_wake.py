@@ -6,11 +6,11 @@ Starts `shoal up --local-git` with its node agent and edge (needs root) and depl
 reference Python web app (the standard library's http.server, from a local git repository,
 run on the node's stack) twice, both `min: 0`:
   light   `light_sleep_value` 1 s (deep after an hour): once idle, its instance is frozen
-          (cgroup freezer); a request makes the edge's activator ask the node's agent to
-          thaw it, and is proxied to it;
+          (cgroup freezer); a request makes the edge's HAProxy ask the node's agent to
+          thaw it (edge/wake.lua), then goes to it;
   deep    `deep_sleep_value` 1 s: once idle, its instance's command stops (its sandbox is
-          kept on the node); a request makes the activator ask the agent to start it
-          again, and waits for it to be healthy.
+          kept on the node); a request makes HAProxy ask the agent to start it again, and
+          waits for it to be healthy.
 Both run as the default instance type, nano (a quarter of a vCPU; its start-up CPU boost
 gives it a whole one until healthy). Each run waits until both sleep (light: the
 instance's cgroup frozen; deep: no process left in it), then times one GET through the
