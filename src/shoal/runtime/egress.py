@@ -56,7 +56,7 @@ def enable(net: Network, lease: Lease, pool: ipaddress.IPv4Network) -> None:
     """Let the instance reach the outside world (idempotent)."""
     veth, tag, guard = net.veth, f"{_TAG}{net.veth}", f"{_TAG}{pool}"
     with _lock:
-        rules = _tagged()
+        rules = _tagged(tag, guard)
         changes = _deletions(rules, net)
         if not any(comment == guard for _, comment, _ in rules):
             changes += [
@@ -81,7 +81,7 @@ def shield(net: Network) -> None:
     """Keep the instance off the host (idempotent; `disable` undoes it)."""
     mine = f"-m comment --comment {_TAG}{net.veth}"
     with _lock:
-        changes = _deletions(_tagged(), net)
+        changes = _deletions(_tagged(f"{_TAG}{net.veth}"), net)
         changes.append(
             ("filter", f"-I INPUT -i {net.veth} -m conntrack ! --ctstate {_ANSWERS} {mine} -j DROP")
         )
@@ -118,11 +118,13 @@ def _no_ipv6(net: Network) -> None:
 def disable(net: Network) -> None:
     """Remove the instance's rules (its shield's too), found by their comment (idempotent)."""
     with _lock:
-        _restore(_deletions(_tagged(), net))
+        _restore(_deletions(_tagged(f"{_TAG}{net.veth}"), net))
 
 
-def _tagged() -> list[tuple[str, str, str]]:
-    """Every rule with a shoal comment: its table, the comment, and the rule as saved."""
+def _tagged(*comments: str) -> list[tuple[str, str, str]]:
+    """Every rule with one of these comments: its table, the comment, and the rule as saved.
+    Only the lines that hold one are parsed: a node keeps four or five rules an instance, and
+    its thousandth instance must not start slower than its first."""
     rules: list[tuple[str, str, str]] = []
     table = ""
     if shutil.which("iptables-save") is None:  # so no rules to remove: destroy goes on
@@ -130,10 +132,10 @@ def _tagged() -> list[tuple[str, str, str]]:
     for line in _run(["iptables-save"]).splitlines():
         if line.startswith("*"):
             table = line[1:]
-        elif line.startswith("-A "):
+        elif line.startswith("-A ") and any(c in line for c in comments):
             args = shlex.split(line)
             comment = args[args.index("--comment") + 1] if "--comment" in args else ""
-            if comment.startswith(_TAG):
+            if comment in comments:
                 rules.append((table, comment, line))
     return rules
 
