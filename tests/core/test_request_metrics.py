@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from pydantic import ValidationError
+
 from shoal.core.metrics import (
     RETENTION_S,
     RequestMetrics,
     RequestSample,
     ResourceSample,
+    _Rows,
     quantile,
     resource_series,
     response_quantiles,
@@ -138,3 +142,35 @@ def test_samples_added_while_another_thread_reads_them():
     done.set()
     reader.join()
     assert not failures
+
+
+def test_samples_come_back_as_they_went_in():
+    m = RequestMetrics()
+    sent = [
+        RequestSample(service_id="svc", instance_id="i1", at=10.5, seconds=0.5, requests=7,
+                      codes={"2xx": 5, "5xx": 2}, busy_ms=12.25, response_ms=[1, 2, 3, 4], open=3),
+        RequestSample(service_id="svc", instance_id="i1", at=11, seconds=1, requests=0, open=1),
+    ]  # fmt: skip
+    m.add(sent, 11)
+    assert m.samples("svc", 0, 20)["i1"] == sent
+    used = ResourceSample(service_id="svc", instance_id="i1", at=10, cpu_percent=37.5,
+                          memory_bytes=123_456_789, memory_limit_bytes=2**28)  # fmt: skip
+    m.add_resources([used], 10)
+    assert m.resources("svc", 0, 20) == {"i1": [used]}
+
+
+def test_a_sample_names_known_status_classes_and_four_response_times():
+    for bad in ({"codes": {"2xx": 1, "teapot": 1}}, {"codes": {"2xx": -1}},
+                {"response_ms": [1.0, 2.0]}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            RequestSample(service_id="svc", at=1, seconds=1, requests=1, **bad)
+
+
+def test_expired_rows_give_their_memory_back():
+    rows = _Rows(2)
+    for t in range(10_000):
+        rows.append((t, t * 2))
+        rows.expire(t - 100)  # a hundred kept
+    assert len(rows.values) <= 2 * 2 * 101  # at most twice what is kept
+    assert [at for at, _ in rows.between(0, 9_998)] == list(range(9_899, 9_999))  # (start, end]
+    assert not rows.expire(10_000)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 
-CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+from shoal.core.metrics import CODE_CLASSES as CLASSES  # what HAProxy counts: hrsp_<class>
+
 BACKEND = "BACKEND"  # the svname of a backend's own row
 
 
