@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from shoal.core.metrics import (
+    FINE_S,
     RETENTION_S,
     RequestMetrics,
     RequestSample,
@@ -125,7 +126,7 @@ def test_samples_added_while_another_thread_reads_them():
 
     reader = threading.Thread(target=read)
     reader.start()
-    for n in range(3_000):
+    for n in range(1_500):
         used = ResourceSample(
             service_id="svc",
             instance_id=f"i{n}",
@@ -166,11 +167,45 @@ def test_a_sample_names_known_status_classes_and_four_response_times():
             RequestSample(service_id="svc", at=1, seconds=1, requests=1, **bad)
 
 
-def test_expired_rows_give_their_memory_back():
+def test_dropped_rows_give_their_memory_back():
     rows = _Rows(2)
     for t in range(10_000):
         rows.append((t, t * 2))
-        rows.expire(t - 100)  # a hundred kept
+        rows.drop_before(t - 100)  # a hundred kept
     assert len(rows.values) <= 2 * 2 * 101  # at most twice what is kept
     assert [at for at, _ in rows.between(0, 9_998)] == list(range(9_899, 9_999))  # (start, end]
-    assert not rows.expire(10_000)
+    assert [list(r) for r in rows.drop_before(9_901)] == [[9_899, 19_798], [9_900, 19_800]]
+    rows.drop_before(10_000)
+    assert len(rows) == 0 and rows.last() is None
+
+
+def test_older_samples_are_kept_one_a_minute():
+    m = RequestMetrics()
+    t0 = 60_000.0  # a minute's start
+    m.add([sample(t0 + 1, 10, 5), sample(t0 + 2, 30, 10), sample(t0 + 61, 5, 2)], t0 + 61)
+    m.add_resources(
+        [ResourceSample(service_id="svc", instance_id="i1", at=t0 + n, cpu_percent=10.0 * n,
+                        memory_bytes=100 * n, memory_limit_bytes=1000) for n in (1, 2, 3)],
+        t0 + 3,
+    )  # fmt: skip
+    recent = m.samples("svc", 0, 10**6)["i1"]
+    assert [s.requests for s in recent] == [10, 30, 5]  # as they came, while recent
+    later = t0 + 61 + FINE_S + 1
+    m.add([sample(later, 1, 1)], later)
+    m.add_resources([], later)
+    merged, minute2, newest = m.samples("svc", 0, 10**6)["i1"]
+    assert (merged.at, merged.seconds, merged.requests, merged.codes) == (
+        t0 + 2, 2, 40, {"2xx": 40}  # the last sample's time: when it last had something to do
+    )  # fmt: skip
+    assert merged.response_ms == [(10 * 5 + 30 * 10) / 40, (10 * 10 + 30 * 20) / 40,
+                                  (10 * 15 + 30 * 30) / 40, 40]  # fmt: skip
+    assert merged.concurrent == (10 * 5 + 30 * 10) / 1000 / 2
+    assert (minute2.requests, newest.requests) == (5, 1)
+    (used,) = m.resources("svc", 0, 10**6)["i1"]
+    assert (used.at, used.cpu_percent, used.memory_bytes) == (t0 + 3, 20.0, 200)
+    # An hour on, only the newest is left; then nothing, and the instance is forgotten.
+    m.add([], later + RETENTION_S - 1)
+    assert [s.requests for s in m.samples("svc", 0, 10**6)["i1"]] == [1]
+    m.add([], later + RETENTION_S + 1)
+    assert m.samples("svc", 0, 10**6) == {}
+    assert m.services() == {"svc"}  # (its counters since the start stay)

@@ -10,9 +10,13 @@ instance could answer (503 from the edge) carry no instance.
 
 `RequestMetrics` keeps each instance's samples for RETENTION_S and answers queries over
 them; time always comes in as a parameter. It is shared by the API's event loop, which adds
-samples, and the autoscaler's thread, which reads them: a lock keeps each call whole. It
-keeps them as rows of numbers (`_Rows`), not as the models they arrive as: an instance sends
-two samples a second, and as models an hour of them took 10 MB an instance; as rows, 0.5 MB.
+samples, and the autoscaler's thread, which reads them: a lock keeps each call whole.
+
+An instance sends up to two samples a second (requests, and its use of CPU and memory): kept
+as the models they arrive as, an hour of them took 10 MB an instance. So they are kept as
+rows of numbers (`_Rows`), the last FINE_S as they came (the autoscaler's windows, the last
+minutes' graphs at any step) and older ones merged into one a minute (COARSE_S) — as a
+metrics store downsamples — about 50 KB an instance.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import math
 import threading
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,6 +34,8 @@ from pydantic import BaseModel, Field, field_validator
 RETENTION_S = 3600.0
 QUANTILES = (0.5, 0.9, 0.99)
 CODE_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")  # responses by status class
+FINE_S = 300.0  # samples kept as they came
+COARSE_S = 60.0  # older ones, merged into one a minute
 K = TypeVar("K")
 
 
@@ -107,28 +113,36 @@ class Point:
 
 
 class _Rows:
-    """One instance's samples, oldest first, each a row of `width` numbers (its time first)
-    in one array of doubles."""
+    """Samples, oldest first, each a row of `width` numbers (its time first) in one array of
+    doubles."""
 
     __slots__ = ("head", "values", "width")
 
     def __init__(self, width: int) -> None:
         self.width, self.values, self.head = width, array("d"), 0  # head: the first kept row
 
+    def __len__(self) -> int:
+        return len(self.values) // self.width - self.head
+
     def append(self, row: Iterable[float]) -> None:
         self.values.extend(row)
 
-    def expire(self, before: float) -> bool:
-        """Drop the oldest rows taken before `before`; whether any is left. (The dropped
-        space is given back once it is half of the array.)"""
+    def last(self) -> int | None:
+        """Where the newest row starts in `values` (None: no row)."""
+        return len(self.values) - self.width if len(self) else None
+
+    def drop_before(self, before: float) -> list[array[float]]:
+        """Take off the oldest rows taken before `before`; they are returned. (Their space is
+        given back once it is half of the array.)"""
         width, values = self.width, self.values
-        count = len(values) // width
+        count, first = len(values) // width, self.head
         while self.head < count and values[self.head * width] < before:
             self.head += 1
+        dropped = [values[n * width : (n + 1) * width] for n in range(first, self.head)]
         if self.head * 2 >= count:
             del values[: self.head * width]
             self.head = 0
-        return len(values) // width > self.head
+        return dropped
 
     def between(self, start: float, end: float) -> Iterator[array[float]]:
         """The rows taken in (start, end]."""
@@ -136,6 +150,67 @@ class _Rows:
         for n in range(self.head, len(values) // width):
             if start < values[n * width] <= end:
                 yield values[n * width : (n + 1) * width]
+
+
+# Merges a newer row into one a minute (`values` at `base`) in place.
+Merge = Callable[["array[float]", int, "array[float]"], None]
+
+
+class _History:
+    """One instance's samples: the last FINE_S as they came, older ones merged into one a
+    minute, none older than RETENTION_S."""
+
+    __slots__ = ("coarse", "fine", "merge")
+
+    def __init__(self, width: int, merge: Merge) -> None:
+        self.fine, self.coarse, self.merge = _Rows(width), _Rows(width), merge
+
+    def append(self, row: Iterable[float]) -> None:
+        self.fine.append(row)
+
+    def age(self, now: float) -> bool:
+        """Merge what is no longer recent, forget what is too old; whether any is left."""
+        for row in self.fine.drop_before(now - FINE_S):
+            base = self.coarse.last()
+            values = self.coarse.values
+            if base is not None and values[base] // COARSE_S == row[0] // COARSE_S:
+                self.merge(values, base, row)
+            else:
+                self.coarse.append(row)
+        self.coarse.drop_before(now - RETENTION_S)
+        return bool(len(self.coarse) or len(self.fine))
+
+    def between(self, start: float, end: float) -> Iterator[array[float]]:
+        yield from self.coarse.between(start, end)
+        yield from self.fine.between(start, end)
+
+
+def _merge_requests(values: array[float], base: int, row: array[float]) -> None:
+    """Two request samples as one over both windows: counts and times in flight added,
+    in flight at the end the most of either (so that it stays active), response times
+    weighted by requests as `series` does (the max the max)."""
+    older, newer, timed = values[base + 2], row[2], _TIMES
+    if math.isnan(values[base + timed]):
+        values[base + timed : base + timed + 4] = row[timed : timed + 4]
+    elif not math.isnan(row[timed]) and older + newer:
+        for k in range(3):
+            mixed = values[base + timed + k] * older + row[timed + k] * newer
+            values[base + timed + k] = mixed / (older + newer)
+        values[base + timed + 3] = max(values[base + timed + 3], row[timed + 3])
+    values[base] = row[0]
+    for k in (1, 2, 3, *range(5, timed)):  # the window, requests, time in flight, codes
+        values[base + k] += row[k]
+    values[base + 4] = max(values[base + 4], row[4])
+
+
+def _merge_resources(values: array[float], base: int, row: array[float]) -> None:
+    """Two resource samples as their mean (the count of samples merged in the last column)."""
+    n = values[base + 4]
+    values[base] = row[0]
+    for k in (1, 2):
+        values[base + k] = (values[base + k] * n + row[k]) / (n + 1)
+    values[base + 3] = row[3]
+    values[base + 4] = n + 1
 
 
 def _request_row(s: RequestSample) -> list[float]:
@@ -146,8 +221,8 @@ def _request_row(s: RequestSample) -> list[float]:
 
 def _request(service_id: str, instance_id: str | None, row: array[float]) -> RequestSample:
     at, seconds, requests, busy_ms, in_flight = row[:5]
-    codes = {c: int(n) for c, n in zip(CODE_CLASSES, row[5:11], strict=True) if n}
-    times = [] if math.isnan(row[11]) else list(row[11:])
+    codes = {c: int(n) for c, n in zip(CODE_CLASSES, row[5:_TIMES], strict=True) if n}
+    times = [] if math.isnan(row[_TIMES]) else list(row[_TIMES:])
     return RequestSample.model_construct(  # (validated when it came in)
         service_id=service_id,
         instance_id=instance_id,
@@ -161,24 +236,28 @@ def _request(service_id: str, instance_id: str | None, row: array[float]) -> Req
     )
 
 
-_REQUEST_WIDTH = 5 + len(CODE_CLASSES) + len(QUANTILES) + 1
+# A request sample's row: at, seconds, requests, busy_ms, open, its codes (CODE_CLASSES), then
+# its response times (from _TIMES: p50, p90, p99, max; NaN when none were timed).
+_TIMES = 5 + len(CODE_CLASSES)
+_REQUEST_WIDTH = _TIMES + len(QUANTILES) + 1
 
 
 class RequestMetrics:
     """Every instance's recent samples (RETENTION_S), and counters since the start."""
 
     def __init__(self) -> None:
-        self._samples: dict[tuple[str, str | None], _Rows] = {}
+        self._samples: dict[tuple[str, str | None], _History] = {}
         self._codes: dict[tuple[str, str | None], dict[str, int]] = {}
-        self._used: dict[tuple[str, str], _Rows] = {}
+        self._used: dict[tuple[str, str], _History] = {}
         self._lock = threading.Lock()
 
     def add_resources(self, samples: Iterable[ResourceSample], now: float) -> None:
         with self._lock:
             for s in samples:
-                row = (s.at, s.cpu_percent, s.memory_bytes, s.memory_limit_bytes)
-                self._used.setdefault((s.service_id, s.instance_id), _Rows(4)).append(row)
-            _expire(self._used, now)
+                row = (s.at, s.cpu_percent, s.memory_bytes, s.memory_limit_bytes, 1)
+                key = (s.service_id, s.instance_id)
+                self._used.setdefault(key, _History(5, _merge_resources)).append(row)
+            _age(self._used, now)
 
     def resources(
         self, service_id: str, start: float, end: float, instance_id: str | None = None
@@ -197,7 +276,7 @@ class RequestMetrics:
                             memory_bytes=int(memory),
                             memory_limit_bytes=int(limit),
                         )
-                        for at, cpu, memory, limit in kept.between(start, end)
+                        for at, cpu, memory, limit, _ in kept.between(start, end)
                     ]
                     if found:
                         out[inst] = found
@@ -207,11 +286,12 @@ class RequestMetrics:
         with self._lock:
             for s in samples:
                 key = (s.service_id, s.instance_id)
-                self._samples.setdefault(key, _Rows(_REQUEST_WIDTH)).append(_request_row(s))
+                history = self._samples.setdefault(key, _History(_REQUEST_WIDTH, _merge_requests))
+                history.append(_request_row(s))
                 codes = self._codes.setdefault(key, defaultdict(int))
                 for code, n in s.codes.items():
                     codes[code] += n
-            _expire(self._samples, now)
+            _age(self._samples, now)
 
     def forget(self, service_ids: set[str]) -> None:
         """Drop deleted services."""
@@ -245,9 +325,9 @@ class RequestMetrics:
             return {k: dict(v) for k, v in self._codes.items() if k[0] in service_ids}
 
 
-def _expire(kept: dict[K, _Rows], now: float) -> None:
-    for key, rows in list(kept.items()):
-        if not rows.expire(now - RETENTION_S):
+def _age(kept: dict[K, _History], now: float) -> None:
+    for key, history in list(kept.items()):
+        if not history.age(now):
             del kept[key]
 
 
