@@ -110,13 +110,14 @@ def test_an_idle_service_sleeps_and_a_burst_wakes_it_once(
     # 50 requests at once: all answered, by the same instance started again.
     answers = burst(platform.edge, nap.host)
     assert answers == [(200, "awake\n")] * 50, {a: answers.count(a) for a in set(answers)}
+    [again] = nap.instances()
+    assert again["id"] == first["id"] and cgroup.pids()
+    # The control plane hears of it with the agent's next report (HAProxy woke it itself).
+    until("HEALTHY again", lambda: nap.status() == "HEALTHY")
     events = nap.events()
     woken = [e for e in events if e["type"] == "wake"]
     slept = [e for e in events if e["type"] == "autoscale" and "deep sleep" in e["message"]]
     assert len(woken) == 1 and len(slept) == 1, [e["message"] for e in events]
-    [again] = nap.instances()
-    assert again["id"] == first["id"] and cgroup.pids()
-    until("HEALTHY again", lambda: nap.status() == "HEALTHY")
     # It started again with a whole vCPU (the start-up boost), back to a nano's once healthy.
     assert cpu_quota(cgroup) == 25_000
 
