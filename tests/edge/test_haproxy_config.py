@@ -70,7 +70,7 @@ def test_prefix_stripping_rules():
     )
     assert "replace-path '^/api\\.v1/?(.*)$' '/\\1'" in cfg
     assert "server i1 10.0.0.1:9000 proto h2" in cfg
-    assert "server wake unix@/run/activator.sock backup" in cfg
+    assert "server wake unix@/run/activator.sock weight 0" in cfg
     root = cfg.split("backend r-root", 1)[1].split("backend", 1)[0]
     assert "replace-path" not in root
 

@@ -26,6 +26,7 @@ from tests.e2e.test_edge import until
 
 from shoal.agent.waker import Waker
 from shoal.edge import haproxy
+from shoal.edge.activator import ROUTE_HEADER
 from shoal.edge.haproxy_config import (
     Backend,
     ClientRegion,
@@ -41,7 +42,10 @@ pytestmark = pytest.mark.skipif(haproxy.binary() is None, reason="HAProxy is not
 
 class Says(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = self.server.says.encode()  # type: ignore[attr-defined]
+        says = self.server.says  # type: ignore[attr-defined]
+        if ROUTE_HEADER in self.headers:  # for the activator alone
+            says += " (told the route)"
+        body = says.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -107,6 +111,7 @@ def test_haproxy_wakes_the_sleeper_and_sends_the_request_to_it(tmp_path: Path, a
     entries = {
         "r-a": sleeper(str(waker), "sleeps", str(address), int(port)),
         "r-b": sleeper(str(waker), "stuck", str(address), int(port)),
+        "r-c": sleeper(str(waker), "awake", str(address), int(port)),  # (it has a server)
     }
     (tmp_path / "sleepers.map").write_text(route_map([(b, str(e)) for b, e in entries.items()]))
     edge_port = free_port()
@@ -140,7 +145,7 @@ def test_haproxy_wakes_the_sleeper_and_sends_the_request_to_it(tmp_path: Path, a
         until("HAProxy", lambda: (tmp_path / "edge.sock").exists())
         assert ask("a.x") == "instance"  # woken, then straight to it
         assert tasks["sleeps"].asked == 1
-        assert ask("b.x") == "activator"  # the agent could not wake it: the activator's turn
+        assert ask("b.x") == "activator (told the route)"  # not woken: the activator's turn
         assert tasks["stuck"].asked == 1
         assert ask("c.x") == "instance"  # a backend with a server: nobody is woken
         assert [t.asked for t in tasks.values()] == [1, 1, 0]
@@ -159,7 +164,7 @@ def test_haproxy_wakes_the_sleeper_and_sends_the_request_to_it(tmp_path: Path, a
                 assert s.recv(4096).strip() == b"", line
 
         change(f"del map {tmp_path / 'sleepers.map'} r-a")
-        assert ask("a.x") == "activator"  # (its backup: the stand-in has no server for it)
+        assert ask("a.x") == "activator (told the route)"  # (the stand-in has no server for it)
         assert tasks["sleeps"].asked == 21
         change(f"add map {tmp_path / 'sleepers.map'} r-a {entries['r-a']}")
         assert ask("a.x") == "instance"

@@ -1,4 +1,4 @@
-"""The activator: the backup server of every route's backend, so it gets the requests no
+"""The activator: the `wake` server of every route's backend, so it gets the requests no
 instance can take — those to a sleeping service. It asks the control plane to wake the
 service (once, however many requests wait), holds the requests (at most MAX_HELD a route,
 each up to HOLD_S) until the edge's table has an instance for the route, then proxies each

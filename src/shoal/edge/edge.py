@@ -113,7 +113,7 @@ class Edge:
         transport, requests = await request_log.listen(self._request_log, group)
         activator = asyncio.create_task(self._activator.serve())
         while not self._activator_socket.exists() and not activator.done():
-            await asyncio.sleep(0.01)  # HAProxy's backup server must be there first
+            await asyncio.sleep(0.01)  # HAProxy's `wake` server must be there first
         tasks = [
             activator,
             asyncio.create_task(self._haproxy.run()),

@@ -191,9 +191,10 @@ def render_edge(
     A backend whose every instance sleeps on this machine has an entry in `sleepers_map`
     (backend -> `sleeper`): HAProxy asks the agent to wake that instance (wake.lua) and sends
     the request to it through the `woken` server, whose address is the request's destination,
-    set to the instance's (weight 0: it takes no other request). Each backend's backup server
-    is the activator, on the Unix socket `activator`: it takes what no instance can (asleep
-    elsewhere, or not woken)."""
+    set to the instance's (weight 0: it takes no other request). The `wake` server (weight 0
+    too) is the activator, on the Unix socket `activator`: it takes what no instance can
+    (asleep elsewhere, or not woken). A backend with instances serving does none of it, but
+    for the checks that tell (the request path of every request)."""
     identity = f"    user {user}\n    group {user}\n" if user else ""
     by_source = f"src,map_ip({client.sources_map},{client.default})"
     woken = "{ var(txn.woken_ip) -m found }"
@@ -201,13 +202,16 @@ def render_edge(
         f"""
 backend {b.name}
     balance leastconn
-    http-request set-header {ROUTE_HEADER} "{b.name} {b.service_id}"
-    http-request set-var(txn.asleep) be_name,map({sleepers_map})
+    # No instance serving (nbsrv counts neither weight-0 server): wake one, or the activator.
+    acl idle nbsrv eq 0
+    http-request set-var(txn.asleep) be_name,map({sleepers_map}) if idle
     http-request lua.shoal_wake {WAKE_S:g} if {{ var(txn.asleep) -m found }}
     http-request set-dst var(txn.woken_ip) if {woken}
     http-request set-dst-port var(txn.woken_port) if {woken}
+    http-request set-header {ROUTE_HEADER} "{b.name} {b.service_id}" if idle !{woken}
     use-server woken if {woken}
-{_strip(b.path)}    server wake unix@{activator} backup
+    use-server wake if idle
+{_strip(b.path)}    server wake unix@{activator} weight 0
     server {server_line("woken", "0.0.0.0", 0, b.http2)} weight 0
 """
         + "".join(f"    server {line}\n" for line in servers)
