@@ -26,16 +26,8 @@ from tests.e2e.test_edge import until
 
 from shoal.agent.waker import Waker
 from shoal.edge import haproxy
+from shoal.edge import haproxy_config as config
 from shoal.edge.activator import ROUTE_HEADER
-from shoal.edge.haproxy_config import (
-    Backend,
-    ClientRegion,
-    map_key,
-    render_edge,
-    route_map,
-    server_line,
-    sleeper,
-)
 
 pytestmark = pytest.mark.skipif(haproxy.binary() is None, reason="HAProxy is not installed")
 
@@ -105,28 +97,35 @@ def test_haproxy_wakes_the_sleeper_and_sends_the_request_to_it(tmp_path: Path, a
 
     routes = {"a.x": "r-a", "b.x": "r-b", "c.x": "r-c"}
     (tmp_path / "routes.map").write_text(
-        route_map([(map_key("fra", host, "/"), backend) for host, backend in routes.items()])
+        config.route_map(
+            [(config.map_key("fra", host, "/"), backend) for host, backend in routes.items()]
+        )
     )
     (tmp_path / "sources.map").write_text("")
     entries = {
-        "r-a": sleeper(str(waker), "sleeps", str(address), int(port)),
-        "r-b": sleeper(str(waker), "stuck", str(address), int(port)),
-        "r-c": sleeper(str(waker), "awake", str(address), int(port)),  # (it has a server)
+        "r-a": config.sleeper(str(waker), "sleeps", str(address), int(port)),
+        "r-b": config.sleeper(str(waker), "stuck", str(address), int(port)),
+        "r-c": config.sleeper(str(waker), "awake", str(address), int(port)),  # (it has a server)
     }
-    (tmp_path / "sleepers.map").write_text(route_map([(b, str(e)) for b, e in entries.items()]))
+    (tmp_path / "sleepers.map").write_text(
+        config.route_map([(b, str(e)) for b, e in entries.items()])
+    )
     edge_port = free_port()
-    config = tmp_path / "edge.cfg"
-    config.write_text(
-        render_edge(
+    edge_cfg = tmp_path / "edge.cfg"
+    edge_cfg.write_text(
+        config.render_edge(
             "127.0.0.1",
             edge_port,
             [
-                (Backend("r-a", "/", False, "svc-a"), []),
-                (Backend("r-b", "/", False, "svc-b"), []),
-                (Backend("r-c", "/", False, "svc-c"), [server_line("awake", address, port, False)]),
+                (config.Backend("r-a", "/", False, "svc-a"), []),
+                (config.Backend("r-b", "/", False, "svc-b"), []),
+                (
+                    config.Backend("r-c", "/", False, "svc-c"),
+                    [config.server_line("awake", address, port, False)],
+                ),
             ],
             str(tmp_path / "routes.map"),
-            ClientRegion(("fra",), "fra", "X-Shoal-Region", str(tmp_path / "sources.map")),
+            config.ClientRegion(("fra",), "fra", "X-Shoal-Region", str(tmp_path / "sources.map")),
             str(tmp_path / "edge.sock"),
             str(tmp_path / "requests.sock"),
             str(tmp_path / "activator.sock"),
@@ -135,7 +134,7 @@ def test_haproxy_wakes_the_sleeper_and_sends_the_request_to_it(tmp_path: Path, a
     )
     binary = haproxy.binary()
     assert binary
-    proxy = subprocess.Popen(haproxy.command(binary, config), stderr=subprocess.PIPE)
+    proxy = subprocess.Popen(haproxy.command(binary, edge_cfg), stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{edge_port}/"
 
     def ask(host: str) -> str:
