@@ -197,7 +197,7 @@ def _merge_requests(values: array[float], base: int, row: array[float]) -> None:
             mixed = values[base + timed + k] * older + row[timed + k] * newer
             values[base + timed + k] = mixed / (older + newer)
         values[base + timed + 3] = max(values[base + timed + 3], row[timed + 3])
-    values[base] = row[0]
+    values[base] = max(values[base], row[0])  # (a late sample does not move it back)
     for k in (1, 2, 3, *range(5, timed)):  # the window, requests, time in flight, codes
         values[base + k] += row[k]
     values[base + 4] = max(values[base + 4], row[4])
@@ -206,7 +206,7 @@ def _merge_requests(values: array[float], base: int, row: array[float]) -> None:
 def _merge_resources(values: array[float], base: int, row: array[float]) -> None:
     """Two resource samples as their mean (the count of samples merged in the last column)."""
     n = values[base + 4]
-    values[base] = row[0]
+    values[base] = max(values[base], row[0])  # (a late sample does not move it back)
     for k in (1, 2):
         values[base + k] = (values[base + k] * n + row[k]) / (n + 1)
     values[base + 3] = row[3]
