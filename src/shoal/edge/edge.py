@@ -198,9 +198,16 @@ class Edge:
         while True:
             await asyncio.sleep(REAP_S)
             async with self._lock:
+                if not self._draining:
+                    continue
+                try:  # one look at every server's requests in flight for all of them
+                    in_flight = await self._api.in_flight()
+                except OSError as e:
+                    log.info("drained servers: %s", e)
+                    continue
                 for (backend, server), deadline in list(self._draining.items()):
+                    busy = in_flight.get((backend, server), 0)
                     try:
-                        busy = await self._api.connections(backend, server)
                         if busy and time.monotonic() < deadline:
                             continue
                         await self._api.change(f"set server {backend}/{server} state maint")

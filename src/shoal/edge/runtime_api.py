@@ -47,7 +47,8 @@ class RuntimeApi:
                 return int(row.split(":", 1)[1])
         return None
 
-    async def connections(self, backend: str, server: str) -> int:
-        """Requests a server still serves (current sessions, from `show stat`)."""
-        found = stats.parse(await self.command("show stat")).get((backend, server))
-        return found.current if found else 0
+    async def in_flight(self) -> dict[tuple[str, str], int]:
+        """(backend, server) -> the requests it still serves (current sessions, from `show
+        stat` of the servers alone)."""
+        found = stats.parse(await self.command("show stat -1 4 -1"))
+        return {key: counters.current for key, counters in found.items()}
