@@ -16,7 +16,7 @@ An instance sends up to two samples a second (requests, and its use of CPU and m
 as the models they arrive as, an hour of them took 10 MB an instance. So they are kept as
 rows of numbers (`_Rows`), the last FINE_S as they came (the autoscaler's windows, the last
 minutes' graphs at any step) and older ones merged into one a minute (COARSE_S) — as a
-metrics store downsamples — about 50 KB an instance.
+metrics store downsamples — about 100 KB an hour of a busy instance.
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ class _History:
 def _merge_requests(values: array[float], base: int, row: array[float]) -> None:
     """Two request samples as one over both windows: counts and times in flight added,
     in flight at the end the most of either (so that it stays active), response times
-    weighted by requests as `series` does (the max the max)."""
+    weighted by requests as `series` does (the max the max; a sample's requests weigh even
+    when none was timed, which only sampled logging leaves: an approximation of a minute)."""
     older, newer, timed = values[base + 2], row[2], _TIMES
     if math.isnan(values[base + timed]):
         values[base + timed : base + timed + 4] = row[timed : timed + 4]
